@@ -1,0 +1,450 @@
+"""Vectorised NumPy Monte Carlo simulator of one-step MAML on mixed linear regression.
+
+This is the ground truth that derived formulas are tested against: the meta-training
+design Z and target b are built from sampled data exactly as the algorithm defines them
+(never from a closed form of the averaged loss). Notation follows the spec (model.md).
+
+By rotational invariance only dist0 = |omega0 - w0|^2 enters averaged results, so the
+simulator uses w0 = 0 and omega0 = sqrt(dist0) e_1.
+
+Randomness: numpy.random.Generator(PCG64). Runs are grouped in fixed blocks of
+BLOCK runs; block k draws everything (meta-training, then meta-test) from its own child
+generator, spawned k-th from SeedSequence(seed). Guarantee: for the same parameters, seed,
+runs, test_tasks and meta_test the output is bit-for-bit identical, whatever `batch` is
+(batch only sets how many blocks are processed together). Meta-training draws do not
+depend on meta_test, so the modes share omega* for a given seed (common random numbers).
+The runs of a shorter simulation are not a prefix of a longer one's (the last block is
+drawn at its own size).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "BLOCK",
+    "META_TEST_MODES",
+    "Params",
+    "check_finite",
+    "check_positive_int",
+    "make_params",
+    "meta_loss",
+    "meta_solution",
+    "meta_solution_gd",
+    "meta_test_analytic",
+    "meta_test_full",
+    "meta_test_reduced",
+    "regime",
+    "sample_meta_training",
+    "simulate",
+]
+
+BLOCK = 64
+"""Runs per random-number block (one child generator each); fixed so results do not depend on batch."""
+
+META_TEST_MODES = ("full", "reduced", "analytic")
+
+_MEMORY_BUDGET = 32 * 2**20
+"""Bytes of working arrays per processing batch (default batch sizing); well under 200 MB."""
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def check_positive_int(name: str, value) -> int:
+    """Return `value` as int if it is a positive integer (int or numpy integer, not bool)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive integer, got {value!r} ({type(value).__name__})")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_finite(name: str, value, minimum: float | None = None) -> float:
+    """Return `value` as float if it is a finite real number (>= minimum when given)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a finite real number, got {value!r} ({type(value).__name__})")
+    x = float(value)
+    if not math.isfinite(x):
+        raise ValueError(f"{name} must be a finite real number, got {value!r}")
+    if minimum is not None and x < minimum:
+        raise ValueError(f"{name} must be finite and >= {minimum:g}, got {value!r}")
+    return x
+
+
+class Params(NamedTuple):
+    """Validated model sizes and scalars (spec names); build with make_params."""
+
+    p: int
+    m: int
+    n_t: int
+    n_v: int
+    n_r: int
+    alpha_t: float
+    alpha_r: float
+    sigma: float
+    nu: float
+    dist0: float = 0.0
+
+    @property
+    def regime(self) -> str:
+        return regime(self.p, self.m, self.n_v)
+
+    def omega0(self) -> np.ndarray:
+        """Meta-training initialisation sqrt(dist0) e_1 (w0 = 0)."""
+        w = np.zeros(self.p)
+        w[0] = math.sqrt(self.dist0)
+        return w
+
+
+def make_params(p, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, dist0=0.0) -> Params:
+    """Validate and pack the model parameters (ValueError/TypeError naming the bad one)."""
+    return Params(
+        p=check_positive_int("p", p),
+        m=check_positive_int("m", m),
+        n_t=check_positive_int("n_t", n_t),
+        n_v=check_positive_int("n_v", n_v),
+        n_r=check_positive_int("n_r", n_r),
+        alpha_t=check_finite("alpha_t", alpha_t),
+        alpha_r=check_finite("alpha_r", alpha_r),
+        sigma=check_finite("sigma", sigma, minimum=0.0),
+        nu=check_finite("nu", nu, minimum=0.0),
+        dist0=check_finite("dist0", dist0, minimum=0.0),
+    )
+
+
+def regime(p: int, m: int, n_v: int) -> str:
+    """'under' if p < m n_v, 'over' if p > m n_v, 'square' if equal."""
+    n = m * n_v
+    return "under" if p < n else ("over" if p > n else "square")
+
+
+# --------------------------------------------------------------------------- meta-training
+
+
+def _draw_training(rng: np.random.Generator, prm: Params, X, z, w) -> None:
+    """Fill X (B, m, n_t+n_v, p), z (B, m, n_t+n_v), w (B, m, p) in place, fixed draw order."""
+    rng.standard_normal(out=w)
+    w *= prm.nu / math.sqrt(prm.p)  # w_i - w0 with w0 = 0
+    rng.standard_normal(out=X)
+    rng.standard_normal(out=z)
+    z *= prm.sigma
+
+
+def _alloc_training(prm: Params, batch: int):
+    nn = prm.n_t + prm.n_v
+    return (
+        np.empty((batch, prm.m, nn, prm.p)),
+        np.empty((batch, prm.m, nn)),
+        np.empty((batch, prm.m, prm.p)),
+    )
+
+
+def _build_Zb(prm: Params, X, z, w):
+    """Stacked Z (B, m n_v, p) and b (B, m n_v) from the raw data, as the algorithm defines them.
+
+    Z_i = X_v - (alpha_t/n_t) (X_v X_t^T) X_t  (= X_v A_i),  b_i = y_v - (alpha_t/n_t) (X_v X_t^T) y_t.
+    """
+    B, m, nn, p = X.shape
+    n_t, n_v = prm.n_t, prm.n_v
+    y = np.einsum("bmnp,bmp->bmn", X, w)
+    y += z
+    Xt, Xv = X[:, :, :n_t, :], X[:, :, n_t:, :]
+    yt, yv = y[:, :, :n_t], y[:, :, n_t:]
+    if prm.alpha_t == 0.0:
+        Z, b = Xv.copy(), yv.copy()
+    else:
+        c = prm.alpha_t / n_t
+        C = Xv @ Xt.swapaxes(-1, -2)  # (B, m, n_v, n_t)
+        C *= c
+        Z = Xv - C @ Xt
+        b = yv - np.einsum("bmvt,bmt->bmv", C, yt)
+    return Z.reshape(B, m * n_v, p), b.reshape(B, m * n_v)
+
+
+def sample_meta_training(rng: np.random.Generator, params: Params, batch: int, *, return_data: bool = False):
+    """Draw `batch` independent meta-training sets; return stacked (Z, b) of shapes (batch, m n_v, p), (batch, m n_v).
+
+    With return_data=True also return the raw data dict (X_t, y_t, X_v, y_v, w: per-task
+    arrays with leading (batch, m)) so the construction of Z, b can be checked.
+    """
+    batch = check_positive_int("batch", batch)
+    X, z, w = _alloc_training(params, batch)
+    _draw_training(rng, params, X, z, w)
+    Z, b = _build_Zb(params, X, z, w)
+    if not return_data:
+        return Z, b
+    n_t = params.n_t
+    y = np.einsum("bmnp,bmp->bmn", X, w) + z
+    data = dict(X_t=X[:, :, :n_t], y_t=y[:, :, :n_t], X_v=X[:, :, n_t:], y_v=y[:, :, n_t:], w=w)
+    return Z, b, data
+
+
+def meta_loss(Z, b, omega):
+    """Meta-loss (1/m) sum_i L(theta_i; D_v^i) = |b - Z omega|^2 / (2 m n_v), batched -> (B,)."""
+    r = b - np.einsum("bnp,bp->bn", Z, omega)
+    return np.einsum("bn,bn->b", r, r) / (2 * Z.shape[-2])
+
+
+def meta_solution(Z, b, omega0, regime: str | None = None):
+    """Exact meta-training solution omega* (B, p), batched.
+
+    under  (p < N = m n_v): the unique minimiser, (Z^T Z) omega = Z^T b;
+    over   (p > N): the minimiser closest to omega0, omega0 + Z^T (Z Z^T)^{-1} (b - Z omega0)
+                    (only the N x N Gram matrix is formed);
+    square (p = N): Z omega = b.
+    regime=None infers it from Z's shape. omega0 has shape (p,) or (B, p).
+    """
+    B, N, p = Z.shape
+    reg = regime if regime is not None else ("under" if p < N else "over" if p > N else "square")
+    if reg == "square":
+        return np.linalg.solve(Z, b[..., None])[..., 0]
+    if reg == "under":
+        Zt = Z.swapaxes(-1, -2)
+        return np.linalg.solve(Zt @ Z, (Zt @ b[..., None]))[..., 0]
+    if reg == "over":
+        omega0 = np.broadcast_to(np.asarray(omega0, dtype=float), (B, p))
+        r = b - np.einsum("bnp,bp->bn", Z, omega0)
+        G = Z @ Z.swapaxes(-1, -2)
+        c = np.linalg.solve(G, r[..., None])  # (B, N, 1)
+        return omega0 + (Z.swapaxes(-1, -2) @ c)[..., 0]
+    raise ValueError(f"regime must be one of 'under', 'over', 'square' or None, got {regime!r}")
+
+
+def meta_solution_gd(Z, b, omega0, *, max_steps: int = 200_000, tol: float = 1e-13):
+    """Plain gradient descent on the meta-loss, started at omega0 (tests only).
+
+    Step size 1/L per batch element, L = lambda_max(Z^T Z)/N the Hessian's top eigenvalue;
+    stops when every update is below tol relative to |omega|. Converges to the minimiser
+    closest to omega0 (the iterates never leave omega0 + rowspace(Z)).
+    """
+    B, N, p = Z.shape
+    omega = np.array(np.broadcast_to(np.asarray(omega0, dtype=float), (B, p)))
+    small = Z @ Z.swapaxes(-1, -2) if N <= p else Z.swapaxes(-1, -2) @ Z
+    lr = 1.0 / np.linalg.eigvalsh(small)[:, -1]  # 1/L, with the 1/N of the loss folded in
+    Zt = Z.swapaxes(-1, -2)
+    for _ in range(max_steps):
+        r = b - np.einsum("bnp,bp->bn", Z, omega)
+        step = lr[:, None] * np.einsum("bpn,bn->bp", Zt, r)
+        omega += step
+        if np.all(np.linalg.norm(step, axis=1) <= tol * (1.0 + np.linalg.norm(omega, axis=1))):
+            break
+    return omega
+
+
+# --------------------------------------------------------------------------- meta-test
+
+
+def meta_test_full(rng: np.random.Generator, omega_star, params: Params, test_tasks: int):
+    """Plain ground truth: per test task draw w, X_r (n_r x p), z_r; return test losses (B, test_tasks).
+
+    theta_r = omega* + (alpha_r/n_r) X_r^T (y_r - X_r omega*), L_test = (sigma^2 + |w - theta_r|^2)/2.
+    """
+    prm = params
+    B, p = omega_star.shape
+    T, n_r = test_tasks, prm.n_r
+    g = rng.standard_normal((B, T, p))
+    Xr = rng.standard_normal((B, T, n_r, p))
+    zr = rng.standard_normal((B, T, n_r))
+    zr *= prm.sigma
+    # v = omega* - w, with w = w0 + (nu/sqrt p) g and w0 = 0
+    g *= -prm.nu / math.sqrt(p)
+    g += omega_star[:, None, :]
+    v = g
+    u = np.einsum("btnp,btp->btn", Xr, v)
+    u -= zr  # X_r v - z_r = -(y_r - X_r omega*)
+    d = v - (prm.alpha_r / n_r) * np.einsum("btnp,btn->btp", Xr, u)  # theta_r - w
+    return 0.5 * (prm.sigma**2 + np.einsum("btp,btp->bt", d, d))
+
+
+def _fill_reduced(rng: np.random.Generator, p: int, n_r: int, out) -> None:
+    """Fill the 6 arrays of `out` (each (B, T)) with the reduced sampler's draws, fixed order.
+
+    g1 ~ N(0,1), q1 ~ chi2_{p-1}, c1 ~ chi2_{n_r}, h ~ N(0,1), c2 ~ chi2_{n_r-1}, q2 ~ chi2_{p-1}
+    (chi2_k = 2 Gamma(k/2); k = 0 gives exactly 0).
+    """
+    g1, q1, c1, h, c2, q2 = out
+    rng.standard_normal(out=g1)
+    rng.standard_gamma((p - 1) / 2, out=q1)
+    rng.standard_gamma(n_r / 2, out=c1)
+    rng.standard_normal(out=h)
+    rng.standard_gamma((n_r - 1) / 2, out=c2)
+    rng.standard_gamma((p - 1) / 2, out=q2)
+    for a in (q1, c1, c2, q2):
+        a *= 2.0
+
+
+def _reduced_losses(prm: Params, dist_star, draws):
+    """Test losses (B, T) from |omega* - w0|^2 (B,) and the reduced draws; see meta_test_reduced."""
+    g1, q1, c1, h, c2, q2 = draws
+    s = prm.nu / math.sqrt(prm.p)
+    a = np.sqrt(dist_star)[:, None]
+    # |v|^2, v = omega* - w: component along a and the p-1 orthogonal ones
+    t = a - s * g1
+    v2 = t * t + (s * s) * q1
+    vn = np.sqrt(v2)
+    # Gram of [g, z] (g = X_r v/|v| ~ N(0, I_{n_r}), z = z_r ~ N(0, sigma^2 I)) by Bartlett:
+    # |g|^2 = c1, g.z = sigma sqrt(c1) h, |z|^2 = sigma^2 (h^2 + c2)
+    gg = c1
+    gz = prm.sigma * np.sqrt(c1) * h
+    zz = prm.sigma**2 * (h * h + c2)
+    # u = X_r v - z_r = |v| g - z
+    gu = vn * gg - gz
+    uu = v2 * gg - 2.0 * vn * gz + zz
+    k = prm.alpha_r / prm.n_r
+    e = vn - k * gu
+    d2 = e * e + (k * k) * uu * q2  # |theta_r - w|^2
+    return 0.5 * (prm.sigma**2 + d2)
+
+
+def meta_test_reduced(rng: np.random.Generator, dist_star, params: Params, test_tasks: int):
+    """Exact-in-distribution meta-test sampler with 6 scalar draws per test task; losses (B, test_tasks).
+
+    Only a = |omega* - w0| matters. With v = omega* - w: |v|^2 = (a - s g1)^2 + s^2 chi2_{p-1}
+    (s = nu/sqrt p). Rotating v onto e_1, X_r v = |v| g, g ~ N(0, I_{n_r}); with u = |v| g - z_r,
+    X_r^T u = (g.u, rest), rest ~ N(0, |u|^2 I_{p-1}) independent, so
+    |theta_r - w|^2 = (|v| - (alpha_r/n_r) g.u)^2 + (alpha_r/n_r)^2 |u|^2 chi2_{p-1}, and g.u, |u|^2
+    need only the 2x2 Gram of [g, z_r], drawn exactly by the Bartlett decomposition.
+    """
+    dist_star = np.asarray(dist_star, dtype=float)
+    shape = (dist_star.shape[0], test_tasks)
+    draws = tuple(np.empty(shape) for _ in range(6))
+    _fill_reduced(rng, params.p, params.n_r, draws)
+    return _reduced_losses(params, dist_star, draws)
+
+
+def meta_test_analytic(dist_star, params: Params):
+    """Exact conditional expectation of L_test given omega* (averages w, X_r, z_r in closed form), (B,).
+
+    A variance-reduced estimator, NOT ground truth for the adaptation formula (it uses
+    E[(I - a/n W)^2] = (1 - 2a + a^2 (n+p+1)/n) I, W = X_r^T X_r):
+    E L_test = (sigma^2 + (|omega*-w0|^2 + nu^2)(1 - 2 alpha_r + alpha_r^2 (n_r+p+1)/n_r)
+                + alpha_r^2 sigma^2 p / n_r) / 2.
+    """
+    prm = params
+    ar, n, p = prm.alpha_r, prm.n_r, prm.p
+    factor = 1.0 - 2.0 * ar + ar * ar * (n + p + 1) / n
+    return 0.5 * (prm.sigma**2 + (np.asarray(dist_star) + prm.nu**2) * factor + ar * ar * prm.sigma**2 * p / n)
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def _bytes_per_run(prm: Params, meta_test: str, test_tasks: int) -> int:
+    """Rough working-memory estimate per run (float64), for batch sizing."""
+    p, m, N = prm.p, prm.m, prm.m * prm.n_v
+    nn = prm.n_t + prm.n_v
+    doubles = 2 * m * nn * (p + 1) + m * p + 3 * N * p + 2 * min(N, p) ** 2 + 2 * p
+    if meta_test == "reduced":
+        doubles += 12 * test_tasks
+    return 8 * doubles
+
+
+def _full_task_chunk(prm: Params, test_tasks: int) -> int:
+    """Test tasks per draw in 'full' mode: a function of the sizes only (keeps draws batch-independent)."""
+    per_task = 8 * 2 * BLOCK * (prm.n_r * (prm.p + 1) + 2 * prm.p)
+    return max(1, min(test_tasks, (4 * _MEMORY_BUDGET) // per_task))
+
+
+def simulate(
+    p,
+    m,
+    n_t,
+    n_v,
+    n_r,
+    alpha_t,
+    alpha_r,
+    sigma,
+    nu,
+    dist0=0.0,
+    *,
+    runs=1000,
+    test_tasks=50,
+    seed=0,
+    meta_test="reduced",
+    batch=None,
+) -> dict:
+    """Monte Carlo average test loss of one-step MAML.
+
+    Each run: meta-train on m fresh tasks (exact omega*), then average L_test over
+    `test_tasks` fresh test tasks. Returns a dict with mean (over runs of the per-run
+    averages), stderr (std of per-run averages, ddof=1, / sqrt(runs); inf when runs == 1),
+    runs, test_tasks, meta_test, regime, seed, params, per_run (array).
+
+    meta_test: 'full' (draw w, X_r, z_r: plain ground truth), 'reduced' (default; exact
+    in distribution, 6 scalar draws per test task), 'analytic' (closed-form conditional
+    expectation given omega*: variance-reduced, test_tasks unused).
+    batch: runs processed together (rounded up to a multiple of BLOCK); None sizes it to
+    ~32 MB of working arrays. It does not change the results (see module docstring).
+    """
+    prm = make_params(p, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, dist0)
+    runs = check_positive_int("runs", runs)
+    test_tasks = check_positive_int("test_tasks", test_tasks)
+    if not isinstance(meta_test, str) or meta_test not in META_TEST_MODES:
+        raise ValueError(f"meta_test must be one of {META_TEST_MODES}, got {meta_test!r}")
+    if seed is not None and (
+        isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0
+    ):
+        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+    if batch is None:
+        per_block = BLOCK * _bytes_per_run(prm, meta_test, test_tasks)
+        blocks_per_batch = max(1, _MEMORY_BUDGET // per_block)
+    else:
+        blocks_per_batch = -(-check_positive_int("batch", batch) // BLOCK)
+
+    n_blocks = -(-runs // BLOCK)
+    children = np.random.SeedSequence(None if seed is None else int(seed)).spawn(n_blocks)
+    reg = prm.regime
+    omega0 = prm.omega0()
+    tchunk = _full_task_chunk(prm, test_tasks)
+    per_run = np.empty(runs)
+
+    for first in range(0, n_blocks, blocks_per_batch):
+        blocks = range(first, min(n_blocks, first + blocks_per_batch))
+        start = blocks[0] * BLOCK
+        stop = min(runs, (blocks[-1] + 1) * BLOCK)
+        B = stop - start
+        gens = [np.random.Generator(np.random.PCG64(children[k])) for k in blocks]
+        sl = [slice(k * BLOCK - start, min(runs, (k + 1) * BLOCK) - start) for k in blocks]
+
+        X, z, w = _alloc_training(prm, B)
+        for gen, s in zip(gens, sl):
+            _draw_training(gen, prm, X[s], z[s], w[s])
+        Z, b = _build_Zb(prm, X, z, w)
+        del X, z, w
+        omega_star = meta_solution(Z, b, omega0, reg)
+        del Z, b
+        dist_star = np.einsum("bp,bp->b", omega_star, omega_star)  # |omega* - w0|^2, w0 = 0
+
+        if meta_test == "analytic":
+            per_run[start:stop] = meta_test_analytic(dist_star, prm)
+        elif meta_test == "reduced":
+            draws = tuple(np.empty((B, test_tasks)) for _ in range(6))
+            for gen, s in zip(gens, sl):
+                _fill_reduced(gen, prm.p, prm.n_r, tuple(a[s] for a in draws))
+            per_run[start:stop] = _reduced_losses(prm, dist_star, draws).mean(axis=1)
+        else:
+            for gen, s in zip(gens, sl):
+                acc = np.zeros(s.stop - s.start)
+                for t0 in range(0, test_tasks, tchunk):
+                    nt = min(tchunk, test_tasks - t0)
+                    acc += meta_test_full(gen, omega_star[s], prm, nt).sum(axis=1)
+                per_run[start + s.start : start + s.stop] = acc / test_tasks
+
+    mean = float(per_run.mean())
+    stderr = float(per_run.std(ddof=1) / math.sqrt(runs)) if runs > 1 else math.inf
+    return dict(
+        mean=mean,
+        stderr=stderr,
+        runs=runs,
+        test_tasks=test_tasks,
+        meta_test=meta_test,
+        regime=reg,
+        seed=seed,
+        params=prm._asdict(),
+        per_run=per_run,
+    )
