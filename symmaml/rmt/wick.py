@@ -216,7 +216,10 @@ class MatExpect(sp.MatrixExpr):
 
 
 def expect(expr):
-    """``E[expr]`` unevaluated, scalar or matrix."""
+    """``E[expr]`` unevaluated, scalar or matrix (a number is its own expectation)."""
+    expr = sp.sympify(expr)
+    if not isinstance(expr, sp.MatrixExpr) and expr.is_number:
+        return expr
     return MatExpect(expr) if isinstance(expr, sp.MatrixExpr) and expr.shape != (1, 1) else Expect(expr)
 
 
