@@ -1,0 +1,84 @@
+"""The rules the MAML derivations apply, as data (name, LaTeX statement, conditions, reference)."""
+from ..derivation import Rule
+
+MATRIX_CALCULUS = Rule(
+    "matrix calculus",
+    r"\nabla_\theta \tfrac{1}{2n}\lVert y - X\theta\rVert^2 = -\tfrac{1}{n}X^{\top}(y - X\theta)",
+    reference="SymPy matrix derivative of the loss",
+)
+DATA_MODEL = Rule(
+    "data model",
+    r"y = Xw + \sigma z,\quad w = w_0 + \tfrac{\nu}{\sqrt p}\,g,\quad x,z,g \text{ standard Gaussian}",
+    reference="shared/spec/model.md",
+)
+LINEAR_IN_OMEGA = Rule(
+    "residual linear in omega",
+    r"r_i(\omega) = e_i - Z_i(\omega - w_0),\quad Z_i = X_v^{(i)}A_i,\ A_i = I - \tfrac{\alpha_t}{n_t}X_t^{(i)\top}X_t^{(i)}",
+    reference="checked by expanding r_i(omega) - r_i(w_0) + Z_i(omega - w_0) to zero",
+)
+MIN_DISTANCE_SOLUTION = Rule(
+    "minimiser closest to omega0",
+    r"\omega^\star = \omega_0 + Z^{\top}(ZZ^{\top})^{-1}(b - Z\omega_0)",
+    conditions=(r"p > m n_v", r"\operatorname{rank} Z = m n_v"),
+    reference="gradient descent from omega0 stays in omega0 + row(Z) and converges to the interpolating point there",
+)
+NORMAL_EQUATIONS = Rule(
+    "unique minimiser",
+    r"\omega^\star = (Z^{\top}Z)^{-1}Z^{\top}b",
+    conditions=(r"p < m n_v", r"\operatorname{rank} Z = p"),
+    reference="normal equations of the quadratic meta-loss",
+)
+ALGEBRA = Rule(
+    "matrix algebra",
+    r"(ZZ^{\top})^{-1}ZZ^{\top} = I,\ \ b = e + Zw_0",
+    reference="SymPy expansion and simplification of the matrix expression",
+)
+TRACE_TRICK = Rule(
+    "trace of a quadratic form",
+    r"e^{\top}Me = \operatorname{tr}(M\, e e^{\top})",
+)
+CONDITIONAL_AVERAGE = Rule(
+    "average over task offsets and label noise",
+    r"\mathbb{E}[e e^{\top}\mid X] = C = \operatorname{blockdiag}(C_1,\dots,C_m)",
+    conditions=(r"g_i, z_i \text{ independent of the designs, zero mean}",),
+    reference="Wick contraction over g, z_t, z_v with the designs held fixed (symmaml.rmt)",
+)
+EXCHANGEABILITY = Rule(
+    "exchangeable tasks",
+    r"\mathbb{E}\sum_{i,j} f(i,j) = m\,\mathbb{E} f(1,1) + m(m-1)\,\mathbb{E} f(1,2)",
+    conditions=(r"\text{tasks i.i.d.}",),
+)
+LEADING_ORDER_GRAM_OVER = Rule(
+    "leading order: Gram matrix by its mean",
+    r"\mathbb{E}\operatorname{tr}(G^{-1}C) \approx \operatorname{tr}\big((\mathbb{E}G)^{-1}\,\mathbb{E}C\big),\quad G = ZZ^{\top}",
+    conditions=(r"p > m n_v",),
+    reference="Bernacchia (ICLR 2021), leading order in 1/p: fluctuations of G dropped",
+)
+LEADING_ORDER_GRAM_UNDER = Rule(
+    "leading order: Gram matrix by its mean",
+    r"\mathbb{E}[u^{\top}S^{-2}u] \approx \mathbb{E}[u^{\top}(\mathbb{E}S)^{-2}u],\quad S = Z^{\top}Z,\ u = Z^{\top}e",
+    conditions=(r"p < m n_v",),
+    reference="Bernacchia (ICLR 2021), leading order in 1/p: fluctuations of S dropped",
+)
+PROJECTION = Rule(
+    "rotational invariance of the projection",
+    r"\mathbb{E}[Z^{\top}(ZZ^{\top})^{-1}Z] = \tfrac{m n_v}{p} I_p",
+    conditions=(r"p > m n_v", r"Z \overset{d}{=} ZO\ \forall O \in O(p)"),
+    reference="X_t, X_v -> X_t O, X_v O maps Z to ZO; the expectation commutes with rotations and has trace m n_v",
+)
+WICK = Rule(
+    "Gaussian average (Wick)",
+    r"\mathbb{E}\prod \text{Gaussian entries} = \sum_{\text{pairings}}\prod\delta",
+    reference="symmaml.rmt.expectation: exact, by recursive Wick contraction",
+)
+ADAPTATION = Rule(
+    "meta-test adaptation",
+    r"\theta_r = \omega^\star - \alpha_r\nabla L(\omega^\star; D_r),\quad \mathcal{L}_{\mathrm{test}} = \tfrac12(\sigma^2 + \lVert w - \theta_r\rVert^2)",
+    reference="shared/spec/model.md",
+)
+INDEPENDENCE = Rule(
+    "independence of meta-training and meta-test",
+    r"\mathbb{E}\,f(\omega^\star, D_r, w) = \mathbb{E}_{\omega^\star}\big[\mathbb{E}_{D_r, w} f\big]",
+    reference="omega* depends on the meta-training data only",
+)
+SUBSTITUTE = Rule("substitution", r"\text{insert the averaged meta-training error}")
