@@ -128,3 +128,32 @@ def test_bad_regime_and_order():
         average_test_loss("sideways")
     with pytest.raises(ValueError, match="order must be one of"):
         average_test_loss("over", "fifth")
+
+
+# ----------------------------------------------------------------------------- exact order
+
+
+EXACT_POINTS = [
+    dict(p=20, m=3, n_t=10, n_v=4, n_r=10, alpha_t=0.0, alpha_r=0.3, sigma=1.0, nu=1.0, dist0=1.0),
+    dict(p=60, m=3, n_t=30, n_v=2, n_r=20, alpha_t=0.0, alpha_r=0.2, sigma=1.0, nu=0.5, dist0=0.0),
+    dict(p=40, m=4, n_t=5, n_v=3, n_r=5, alpha_t=0.0, alpha_r=0.5, sigma=0.5, nu=1.5, dist0=2.0),
+    dict(p=9, m=2, n_t=3, n_v=3, n_r=4, alpha_t=0.0, alpha_r=-0.2, sigma=1.0, nu=2.0, dist0=0.5),
+]
+
+
+@pytest.mark.parametrize("params", EXACT_POINTS)
+def test_over_exact_at_alpha_t_zero(params):
+    """Exact: within 4 standard errors (no approximation term), where 'leading' is visibly off."""
+    exact = _f(average_test_loss("over", "exact").expr)(*(params[s.name] for s in PARAMETERS))
+    res = sim.simulate(**params, runs=20000, seed=5)
+    assert abs(exact - res["mean"]) <= 4 * res["stderr"], (exact, res)
+
+
+def test_over_exact_reduces_to_leading_for_large_p():
+    """The exact result's leading term in 1/p is the leading-order result (alpha_t = 0)."""
+    t = sp.Symbol("t", positive=True)
+    ex = average_test_loss("over", "exact").expr.subs(p, 1 / t)
+    le = average_test_loss("over", "leading").expr.subs(alpha_t, 0).subs(p, 1 / t)
+    # they agree at t -> 0 and differ at first order in t = 1/p
+    assert sp.limit(ex - le, t, 0) == 0
+    assert sp.limit((ex - le) / t, t, 0) != 0

@@ -5,14 +5,23 @@ from functools import lru_cache
 
 import sympy as sp
 
-from ..symbols import m, n_v, p
+from ..symbols import alpha_t, m, n_v, p
+from .exact import derive_over_exact
 from .leading import derive_over_leading, derive_under_leading
 from .result import Result
 
 __all__ = ["average_test_loss", "REGIMES", "ORDERS", "regime_condition"]
 
 REGIMES = ("over", "under")
-ORDERS = {"leading": {"over": derive_over_leading, "under": derive_under_leading}}
+#: the derivations by order and regime
+ORDERS = {
+    "leading": {"over": derive_over_leading, "under": derive_under_leading},
+    "exact": {"over": derive_over_exact},
+}
+#: conditions beyond the regime: moment existence, and the slice where an exact result holds
+EXTRA_CONDITIONS = {
+    ("exact", "over"): (sp.StrictGreaterThan(p, m * n_v + 1), sp.Eq(alpha_t, 0)),
+}
 
 
 def regime_condition(regime: str):
@@ -36,4 +45,5 @@ def average_test_loss(regime: str, order: str = "leading") -> Result:
         raise ValueError(f"order {order!r} is not derived for regime {regime!r}")
     expr, derivation = derive()
     return Result(expr=expr, derivation=derivation, regime=regime, order=order,
-                  conditions=(regime_condition(regime),))
+                  conditions=(regime_condition(regime),) + EXTRA_CONDITIONS.get((order, regime), ()),
+                  ignored=())
