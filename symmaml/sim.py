@@ -10,11 +10,14 @@ simulator uses w0 = 0 and omega0 = sqrt(dist0) e_1.
 Randomness: numpy.random.Generator(PCG64). Runs are grouped in fixed blocks of
 BLOCK runs; block k draws everything (meta-training, then meta-test) from its own child
 generator, spawned k-th from SeedSequence(seed). Guarantee: for the same parameters, seed,
-runs, test_tasks and meta_test the output is bit-for-bit identical, whatever `batch` is
-(batch only sets how many blocks are processed together). Meta-training draws do not
-depend on meta_test, so the modes share omega* for a given seed (common random numbers).
-The runs of a shorter simulation are not a prefix of a longer one's (the last block is
-drawn at its own size).
+runs, test_tasks and meta_test (and this version of the module) the output is bit-for-bit
+identical, whatever `batch` and `workers` are (they only set how blocks are grouped and
+scheduled). Meta-training draws do not depend on meta_test, so the modes share omega* for
+a given seed (common random numbers). The runs of a shorter simulation are not a prefix of
+a longer one's (the last block is drawn at its own size). seed=None: fresh OS entropy.
+
+Near p = m n_v the test loss is heavy-tailed (for Gaussian Z its mean diverges at
+p = m n_v), so there mean and stderr are unreliable.
 """
 
 from __future__ import annotations
@@ -135,34 +138,46 @@ def _draw_training(rng: np.random.Generator, prm: Params, X, z, w) -> None:
     z *= prm.sigma
 
 
-def _alloc_training(prm: Params, batch: int):
-    nn = prm.n_t + prm.n_v
-    return (
-        np.empty((batch, prm.m, nn, prm.p)),
-        np.empty((batch, prm.m, nn)),
-        np.empty((batch, prm.m, prm.p)),
+def _alloc_training(prm: Params, batch: int) -> dict:
+    """Work arrays for `batch` runs of meta-training (reused across batches: fresh large
+    allocations cost page faults that were a third of the run time)."""
+    B, m, p, n_t, n_v = batch, prm.m, prm.p, prm.n_t, prm.n_v
+    nn = n_t + n_v
+    return dict(
+        X=np.empty((B, m, nn, p)),
+        z=np.empty((B, m, nn)),
+        w=np.empty((B, m, p)),
+        y=np.empty((B, m, nn)),
+        C=np.empty((B, m, n_v, n_t)),
+        Z=np.empty((B, m, n_v, p)),
+        b=np.empty((B, m, n_v)),
     )
 
 
-def _build_Zb(prm: Params, X, z, w):
-    """Stacked Z (B, m n_v, p) and b (B, m n_v) from the raw data, as the algorithm defines them.
+def _build_Zb(prm: Params, ws: dict, B: int | None = None):
+    """Stacked Z (B, m n_v, p) and b (B, m n_v) from the raw data in ws, as the algorithm defines them.
 
     Z_i = X_v - (alpha_t/n_t) (X_v X_t^T) X_t  (= X_v A_i),  b_i = y_v - (alpha_t/n_t) (X_v X_t^T) y_t.
+    Uses the first B runs of the work arrays; results are views into ws.
     """
+    ws = {k: a[:B] for k, a in ws.items()}
+    X, z, w, y, C, Z, b = (ws[k] for k in ("X", "z", "w", "y", "C", "Z", "b"))
     B, m, nn, p = X.shape
     n_t, n_v = prm.n_t, prm.n_v
-    y = np.einsum("bmnp,bmp->bmn", X, w)
+    np.einsum("bmnp,bmp->bmn", X, w, out=y)
     y += z
     Xt, Xv = X[:, :, :n_t, :], X[:, :, n_t:, :]
     yt, yv = y[:, :, :n_t], y[:, :, n_t:]
     if prm.alpha_t == 0.0:
-        Z, b = Xv.copy(), yv.copy()
+        Z[...] = Xv
+        b[...] = yv
     else:
-        c = prm.alpha_t / n_t
-        C = Xv @ Xt.swapaxes(-1, -2)  # (B, m, n_v, n_t)
-        C *= c
-        Z = Xv - C @ Xt
-        b = yv - np.einsum("bmvt,bmt->bmv", C, yt)
+        np.matmul(Xv, Xt.swapaxes(-1, -2), out=C)
+        C *= prm.alpha_t / n_t
+        np.matmul(C, Xt, out=Z)
+        np.subtract(Xv, Z, out=Z)
+        np.einsum("bmvt,bmt->bmv", C, yt, out=b)
+        np.subtract(yv, b, out=b)
     return Z.reshape(B, m * n_v, p), b.reshape(B, m * n_v)
 
 
@@ -173,13 +188,12 @@ def sample_meta_training(rng: np.random.Generator, params: Params, batch: int, *
     arrays with leading (batch, m)) so the construction of Z, b can be checked.
     """
     batch = check_positive_int("batch", batch)
-    X, z, w = _alloc_training(params, batch)
-    _draw_training(rng, params, X, z, w)
-    Z, b = _build_Zb(params, X, z, w)
+    ws = _alloc_training(params, batch)
+    _draw_training(rng, params, ws["X"], ws["z"], ws["w"])
+    Z, b = _build_Zb(params, ws)
     if not return_data:
         return Z, b
-    n_t = params.n_t
-    y = np.einsum("bmnp,bmp->bmn", X, w) + z
+    n_t, X, y, w = params.n_t, ws["X"], ws["y"], ws["w"]
     data = dict(X_t=X[:, :, :n_t], y_t=y[:, :, :n_t], X_v=X[:, :, n_t:], y_v=y[:, :, n_t:], w=w)
     return Z, b, data
 
@@ -239,25 +253,32 @@ def meta_solution_gd(Z, b, omega0, *, max_steps: int = 200_000, tol: float = 1e-
 # --------------------------------------------------------------------------- meta-test
 
 
-def meta_test_full(rng: np.random.Generator, omega_star, params: Params, test_tasks: int):
+def meta_test_full(rng: np.random.Generator, omega_star, params: Params, test_tasks: int, *, ws: dict | None = None):
     """Plain ground truth: per test task draw w, X_r (n_r x p), z_r; return test losses (B, test_tasks).
 
     theta_r = omega* + (alpha_r/n_r) X_r^T (y_r - X_r omega*), L_test = (sigma^2 + |w - theta_r|^2)/2.
+    ws: optional dict of reusable work arrays of exactly the needed shapes (speed only).
     """
     prm = params
     B, p = omega_star.shape
     T, n_r = test_tasks, prm.n_r
-    g = rng.standard_normal((B, T, p))
-    Xr = rng.standard_normal((B, T, n_r, p))
-    zr = rng.standard_normal((B, T, n_r))
+    shapes = dict(g=(B, T, p), Xr=(B, T, n_r, p), zr=(B, T, n_r), u=(B, T, n_r), d=(B, T, p))
+    if ws is None or any(ws[k].shape != sh for k, sh in shapes.items()):
+        ws = {k: np.empty(sh) for k, sh in shapes.items()}
+    g, Xr, zr, u, d = (ws[k] for k in ("g", "Xr", "zr", "u", "d"))
+    rng.standard_normal(out=g)
+    rng.standard_normal(out=Xr)
+    rng.standard_normal(out=zr)
     zr *= prm.sigma
     # v = omega* - w, with w = w0 + (nu/sqrt p) g and w0 = 0
     g *= -prm.nu / math.sqrt(p)
     g += omega_star[:, None, :]
     v = g
-    u = np.einsum("btnp,btp->btn", Xr, v)
+    np.einsum("btnp,btp->btn", Xr, v, out=u)
     u -= zr  # X_r v - z_r = -(y_r - X_r omega*)
-    d = v - (prm.alpha_r / n_r) * np.einsum("btnp,btn->btp", Xr, u)  # theta_r - w
+    np.einsum("btnp,btn->btp", Xr, u, out=d)
+    d *= -prm.alpha_r / n_r
+    d += v  # theta_r - w
     return 0.5 * (prm.sigma**2 + np.einsum("btp,btp->bt", d, d))
 
 
@@ -338,16 +359,16 @@ def _bytes_per_run(prm: Params, meta_test: str, test_tasks: int) -> int:
     """Rough working-memory estimate per run (float64), for batch sizing."""
     p, m, N = prm.p, prm.m, prm.m * prm.n_v
     nn = prm.n_t + prm.n_v
-    doubles = 2 * m * nn * (p + 1) + m * p + 3 * N * p + 2 * min(N, p) ** 2 + 2 * p
+    doubles = m * nn * (p + 3) + m * p + m * prm.n_v * (prm.n_t + 2 * p) + 3 * min(N, p) ** 2 + 4 * p
     if meta_test == "reduced":
-        doubles += 12 * test_tasks
+        doubles += 14 * test_tasks
     return 8 * doubles
 
 
 def _full_task_chunk(prm: Params, test_tasks: int) -> int:
     """Test tasks per draw in 'full' mode: a function of the sizes only (keeps draws batch-independent)."""
-    per_task = 8 * 2 * BLOCK * (prm.n_r * (prm.p + 1) + 2 * prm.p)
-    return max(1, min(test_tasks, (4 * _MEMORY_BUDGET) // per_task))
+    per_task = 8 * BLOCK * (prm.n_r * (prm.p + 2) + 2 * prm.p)
+    return max(1, min(test_tasks, _MEMORY_BUDGET // per_task))
 
 
 def simulate(
@@ -367,6 +388,7 @@ def simulate(
     seed=0,
     meta_test="reduced",
     batch=None,
+    workers=1,
 ) -> dict:
     """Monte Carlo average test loss of one-step MAML.
 
@@ -379,11 +401,14 @@ def simulate(
     in distribution, 6 scalar draws per test task), 'analytic' (closed-form conditional
     expectation given omega*: variance-reduced, test_tasks unused).
     batch: runs processed together (rounded up to a multiple of BLOCK); None sizes it to
-    ~32 MB of working arrays. It does not change the results (see module docstring).
+    ~32 MB of work arrays. workers: threads processing batches concurrently (NumPy's RNG
+    and linear algebra release the GIL; memory scales with workers). Neither batch nor
+    workers changes the results (see module docstring).
     """
     prm = make_params(p, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, dist0)
     runs = check_positive_int("runs", runs)
     test_tasks = check_positive_int("test_tasks", test_tasks)
+    workers = check_positive_int("workers", workers)
     if not isinstance(meta_test, str) or meta_test not in META_TEST_MODES:
         raise ValueError(f"meta_test must be one of {META_TEST_MODES}, got {meta_test!r}")
     if seed is not None and (
@@ -397,45 +422,38 @@ def simulate(
         blocks_per_batch = -(-check_positive_int("batch", batch) // BLOCK)
 
     n_blocks = -(-runs // BLOCK)
+    blocks_per_batch = min(blocks_per_batch, n_blocks)
+    if workers > 1 and batch is None:  # enough batches to keep the threads balanced
+        blocks_per_batch = max(1, min(blocks_per_batch, n_blocks // (4 * workers)))
     children = np.random.SeedSequence(None if seed is None else int(seed)).spawn(n_blocks)
-    reg = prm.regime
-    omega0 = prm.omega0()
-    tchunk = _full_task_chunk(prm, test_tasks)
     per_run = np.empty(runs)
+    batches = [range(k, min(n_blocks, k + blocks_per_batch)) for k in range(0, n_blocks, blocks_per_batch)]
+    job = _Job(prm, meta_test, test_tasks, runs, children, per_run, blocks_per_batch * BLOCK)
 
-    for first in range(0, n_blocks, blocks_per_batch):
-        blocks = range(first, min(n_blocks, first + blocks_per_batch))
-        start = blocks[0] * BLOCK
-        stop = min(runs, (blocks[-1] + 1) * BLOCK)
-        B = stop - start
-        gens = [np.random.Generator(np.random.PCG64(children[k])) for k in blocks]
-        sl = [slice(k * BLOCK - start, min(runs, (k + 1) * BLOCK) - start) for k in blocks]
+    if workers == 1 or len(batches) == 1:
+        ws = job.workspace()
+        for blocks in batches:
+            job.run(blocks, ws)
+    else:
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
 
-        X, z, w = _alloc_training(prm, B)
-        for gen, s in zip(gens, sl):
-            _draw_training(gen, prm, X[s], z[s], w[s])
-        Z, b = _build_Zb(prm, X, z, w)
-        del X, z, w
-        omega_star = meta_solution(Z, b, omega0, reg)
-        del Z, b
-        dist_star = np.einsum("bp,bp->b", omega_star, omega_star)  # |omega* - w0|^2, w0 = 0
+        local = threading.local()
 
-        if meta_test == "analytic":
-            per_run[start:stop] = meta_test_analytic(dist_star, prm)
-        elif meta_test == "reduced":
-            draws = tuple(np.empty((B, test_tasks)) for _ in range(6))
-            for gen, s in zip(gens, sl):
-                _fill_reduced(gen, prm.p, prm.n_r, tuple(a[s] for a in draws))
-            per_run[start:stop] = _reduced_losses(prm, dist_star, draws).mean(axis=1)
-        else:
-            for gen, s in zip(gens, sl):
-                acc = np.zeros(s.stop - s.start)
-                for t0 in range(0, test_tasks, tchunk):
-                    nt = min(tchunk, test_tasks - t0)
-                    acc += meta_test_full(gen, omega_star[s], prm, nt).sum(axis=1)
-                per_run[start + s.start : start + s.stop] = acc / test_tasks
+        def run(blocks):
+            if not hasattr(local, "ws"):
+                local.ws = job.workspace()
+            job.run(blocks, local.ws)
+
+        with ThreadPoolExecutor(max_workers=min(workers, len(batches))) as pool:
+            for _ in pool.map(run, batches):
+                pass
 
     mean = float(per_run.mean())
+    if not math.isfinite(mean):
+        raise FloatingPointError(
+            f"non-finite average test loss ({mean}): float64 overflow or a singular meta-training system for {prm}"
+        )
     stderr = float(per_run.std(ddof=1) / math.sqrt(runs)) if runs > 1 else math.inf
     return dict(
         mean=mean,
@@ -443,8 +461,65 @@ def simulate(
         runs=runs,
         test_tasks=test_tasks,
         meta_test=meta_test,
-        regime=reg,
+        regime=prm.regime,
         seed=seed,
         params=prm._asdict(),
         per_run=per_run,
     )
+
+
+class _Job:
+    """One simulate() call: processes batches of blocks into per_run (disjoint slices, thread-safe)."""
+
+    def __init__(self, prm, meta_test, test_tasks, runs, children, per_run, batch):
+        self.prm, self.meta_test, self.T, self.runs = prm, meta_test, test_tasks, runs
+        self.children, self.per_run, self.batch = children, per_run, batch
+        self.omega0 = prm.omega0()
+        self.tchunk = _full_task_chunk(prm, test_tasks)
+
+    def workspace(self) -> dict:
+        ws = {"train": _alloc_training(self.prm, self.batch)}
+        if self.meta_test == "reduced":
+            ws["draws"] = tuple(np.empty((self.batch, self.T)) for _ in range(6))
+        elif self.meta_test == "full":
+            p, n_r, t = self.prm.p, self.prm.n_r, self.tchunk
+            ws["full"] = dict(
+                g=np.empty((BLOCK, t, p)),
+                Xr=np.empty((BLOCK, t, n_r, p)),
+                zr=np.empty((BLOCK, t, n_r)),
+                u=np.empty((BLOCK, t, n_r)),
+                d=np.empty((BLOCK, t, p)),
+            )
+        return ws
+
+    def run(self, blocks: range, ws: dict) -> None:
+        prm, runs, T = self.prm, self.runs, self.T
+        start = blocks[0] * BLOCK
+        stop = min(runs, (blocks[-1] + 1) * BLOCK)
+        B = stop - start
+        gens = [np.random.Generator(np.random.PCG64(self.children[k])) for k in blocks]
+        sl = [slice(k * BLOCK - start, min(runs, (k + 1) * BLOCK) - start) for k in blocks]
+
+        tr = ws["train"]
+        for gen, s in zip(gens, sl):
+            _draw_training(gen, prm, tr["X"][s], tr["z"][s], tr["w"][s])
+        Z, b = _build_Zb(prm, tr, B)
+        omega_star = meta_solution(Z, b, self.omega0, prm.regime)
+        dist_star = np.einsum("bp,bp->b", omega_star, omega_star)  # |omega* - w0|^2, w0 = 0
+
+        out = self.per_run[start:stop]
+        if self.meta_test == "analytic":
+            out[:] = meta_test_analytic(dist_star, prm)
+        elif self.meta_test == "reduced":
+            draws = tuple(a[:B] for a in ws["draws"])
+            for gen, s in zip(gens, sl):
+                _fill_reduced(gen, prm.p, prm.n_r, tuple(a[s] for a in draws))
+            out[:] = _reduced_losses(prm, dist_star, draws).mean(axis=1)
+        else:
+            for gen, s in zip(gens, sl):
+                n = s.stop - s.start
+                full = {k: a[:n] for k, a in ws["full"].items()}
+                acc = np.zeros(n)
+                for t0 in range(0, T, self.tchunk):
+                    acc += meta_test_full(gen, omega_star[s], prm, min(self.tchunk, T - t0), ws=full).sum(axis=1)
+                out[s] = acc / T
