@@ -13,12 +13,11 @@ import sympy as sp
 
 from ..derivation import Derivation, Rule
 from ..rmt import expect, expectation, gaussian_matrix
-from ..rmt.wishart import INVERSE_WISHART_MEAN, inverse_wishart_moment, expected_projection
-from ..symbols import alpha_t, dist0, m, n_v, nu, p, sigma
-from .leading import G, N, Z, _b, _finish, e
+from ..rmt.wishart import INVERSE_WISHART_MEAN, inverse_wishart_moment
+from ..symbols import alpha_t, m, n_v, nu, p
+from .leading import N, _finish, over_error_decomposition
 from .meta_training import identity_multiple, linearise, record_conditional
-from .model import omega0, w0
-from .rules import ALGEBRA, MIN_DISTANCE_SOLUTION, PROJECTION, SUBSTITUTE, TRACE_TRICK, WICK
+from .rules import SUBSTITUTE, WICK
 
 __all__ = ["derive_over_exact", "SCHUR_COMPLEMENT", "ROTATION_SPLIT"]
 
@@ -51,15 +50,7 @@ def derive_over_exact() -> tuple[sp.Expr, Derivation]:
     )
     z1, e1 = linearise(d)
     d.add(NO_INNER_LOOP, z1, z1.subs(alpha_t, 0).doit(), lhs=sp.Symbol("Z_1"))
-    omega_star = omega0 + Z.T * G.I * (_b - Z * omega0)
-    d.add(MIN_DISTANCE_SOLUTION, sp.Symbol(r"\arg\min_\omega \lVert b - Z\omega\rVert^2"), omega_star,
-          lhs=sp.Symbol(r"\omega^\star"))
-    err = (omega_star - w0).expand()
-    quad = (err.T * err).expand()
-    d.add(ALGEBRA, err.T * err, quad, lhs=sp.Symbol(r"\lVert\omega^\star - w_0\rVert^2"))
-    proj_mean = dist0 - expected_projection(N, p) * dist0
-    d.add(PROJECTION, sp.Symbol(r"\mathbb{E}\,(\omega_0 - w_0)^{\top}(I - Z^{\top}G^{-1}Z)(\omega_0 - w_0)"), proj_mean)
-    d.add(TRACE_TRICK, e.T * G.I * e, sp.Trace(G.I * e * e.T))
+    proj_mean = over_error_decomposition(d)
     c1 = record_conditional(d, lhs=sp.Symbol("C_1")).subs(alpha_t, 0).doit()
     # C_1 = s I + t X_v X_v^T at alpha_t = 0: read off the two coefficients
     xv = z1.subs(alpha_t, 0).doit()
@@ -76,7 +67,6 @@ def derive_over_exact() -> tuple[sp.Expr, Derivation]:
           note=r"$G \sim \mathcal{W}_{m n_v}(p, I)$")
     # task-variability term: Schur complement and rotation per task block
     U = gaussian_matrix("U", n_v, N - n_v)
-    V = sp.MatrixSymbol("V", n_v, p - N + n_v)
     d.add(SCHUR_COMPLEMENT, sp.Symbol(r"\operatorname{tr}\big((G^{-1})_{11}G_{11}\big)"),
           sp.Symbol(r"\operatorname{tr}\big((VV^{\top})^{-1}(UU^{\top} + VV^{\top})\big)"))
     uu = identity_multiple(expectation(U * U.T), n_v)

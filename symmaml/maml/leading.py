@@ -13,7 +13,7 @@ from ..rmt import expect, expectation
 from ..rmt.wishart import expected_projection
 from ..symbols import dist0, m, n_v, p
 from .adaptation import ERROR, adaptation_average
-from .meta_training import OTHER_TASK, TASK, Z, e, identity_multiple, linearise, record_conditional
+from .meta_training import OTHER_TASK, Z, e, identity_multiple, linearise, record_conditional
 from .model import omega0, w0
 from .rules import (
     ALGEBRA, EXCHANGEABILITY, INDEPENDENCE, LEADING_ORDER_GRAM_OVER, LEADING_ORDER_GRAM_UNDER,
@@ -45,6 +45,33 @@ def _finish(d: Derivation, error_mean) -> sp.Expr:
     return result
 
 
+_D0 = sp.MatrixSymbol(r"\delta_0", p, 1)  # omega0 - w0
+
+
+def over_error_decomposition(d: Derivation) -> sp.Expr:
+    """``|omega* - w0|^2 = d^T(I - P)d + e^T G^{-1} e`` (overparameterised); returns ``E d^T(I-P)d``.
+
+    Records the minimiser closest to omega0, the algebra (the cross term vanishes), the
+    projection's average by rotational invariance, and the trace form of the noise term.
+    """
+    omega_star = omega0 + Z.T * G.I * (_b - Z * omega0)
+    d.add(MIN_DISTANCE_SOLUTION, sp.Symbol(r"\arg\min_\omega \lVert b - Z\omega\rVert^2"), omega_star,
+          lhs=sp.Symbol(r"\omega^\star"))
+    err = (omega_star - w0).subs(omega0, w0 + _D0).expand()
+    quad = (err.T * err).expand()
+    projection = _D0.T * Z.T * G.I * Z * _D0
+    noise = e.T * G.I * e
+    if sp.expand(quad - (_D0.T * _D0 - projection + noise)) not in (0, sp.ZeroMatrix(1, 1)):
+        raise AssertionError(f"unexpected form of |omega* - w0|^2: {quad}")
+    d.add(ALGEBRA, err.T * err, quad, lhs=sp.Symbol(r"\lVert\omega^\star - w_0\rVert^2"),
+          note=r"with $\delta_0 = \omega_0 - w_0$; the cross term vanishes: $(I - Z^{\top}G^{-1}Z)Z^{\top} = 0$")
+    proj_mean = dist0 - expected_projection(N, p) * dist0
+    d.add(PROJECTION, expect(_D0.T * _D0 - projection), proj_mean,
+          note=r"$\lVert\delta_0\rVert^2 = \mathrm{dist0}$")
+    d.add(TRACE_TRICK, noise, sp.Trace(G.I * e * e.T))
+    return proj_mean
+
+
 def derive_over_leading() -> tuple[sp.Expr, Derivation]:
     d = Derivation(
         "Average test loss of one-step MAML, overparameterised regime",
@@ -53,24 +80,7 @@ def derive_over_leading() -> tuple[sp.Expr, Derivation]:
         assumptions=(r"p > m n_v", r"\omega^\star = \text{the meta-loss minimiser closest to } \omega_0"),
     )
     z1, e1 = linearise(d)
-    omega_star = omega0 + Z.T * G.I * (_b - Z * omega0)
-    d.add(MIN_DISTANCE_SOLUTION, sp.Symbol(r"\arg\min_\omega \lVert b - Z\omega\rVert^2"), omega_star,
-          lhs=sp.Symbol(r"\omega^\star"))
-    err = (omega_star - w0).expand()
-    quad = (err.T * err).expand()
-    d.add(ALGEBRA, err.T * err, quad, lhs=sp.Symbol(r"\lVert\omega^\star - w_0\rVert^2"),
-          note=r"the cross term vanishes: $(I - Z^{\top}G^{-1}Z)Z^{\top} = 0$")
-    # the three terms SymPy produced, identified structurally
-    d0 = omega0 - w0
-    projection = (d0.T * Z.T * G.I * Z * d0)
-    noise = (e.T * G.I * e)
-    if sp.expand(quad - (d0.T * d0 - projection + noise)) not in (0, sp.ZeroMatrix(1, 1)):
-        raise AssertionError(f"unexpected form of |omega* - w0|^2: {quad}")
-    ratio = expected_projection(N, p)
-    proj_mean = dist0 - ratio * dist0
-    d.add(PROJECTION, expect(d0.T * d0 - projection), proj_mean,
-          note=r"$\lVert\omega_0 - w_0\rVert^2 = \mathrm{dist0}$")
-    d.add(TRACE_TRICK, noise, sp.Trace(G.I * e * e.T))
+    proj_mean = over_error_decomposition(d)
     c1 = record_conditional(d, lhs=sp.Symbol("C_1"))
     g = _mean_gram_block(d, z1, z1.T, n_v, lhs=sp.Symbol(r"\mathbb{E}[G_{11}]"))
     g12 = _mean_gram_block(d, z1, OTHER_TASK.Z.T, n_v, lhs=sp.Symbol(r"\mathbb{E}[G_{12}]"))

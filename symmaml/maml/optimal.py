@@ -1,0 +1,858 @@
+"""Optimal learning rates: the average test loss minimised over alpha_t or alpha_r.
+
+``optimal(result, wrt)`` differentiates the derived loss, solves the stationarity condition and
+selects the global minimum, recording every fact it uses as a derivation step: the sign of each
+factor of the derivative (positive-definite quadratics by their discriminant, the regime
+``p > m n_v``), the roots of the stationarity polynomial, their signs (Vieta), the sign chart of
+the derivative, the limits at infinity and the second derivative at the minimiser.
+
+* alpha_r: the loss is exactly a quadratic in alpha_r (for any meta-trained omega*), convex
+  because its alpha_r^2 coefficient is positive, so alpha_r* is a closed form in both regimes.
+* alpha_t, overparameterised: the stationarity condition is a quadratic equation; the engine
+  derives the closed form and that alpha_t* < 0 for every admissible parameter set.
+* alpha_t, underparameterised: the stationarity polynomial has degree 4, so the optimum is a
+  *certified numeric* minimisation per parameter set: exact rational coefficients, real-root
+  isolation of the stationarity polynomial (SymPy ``Poly.intervals``), and exact rational
+  interval arithmetic to compare the loss at every critical point with its limits at
+  +-infinity.  Its ``numeric()`` loops in Python over the points (it is a root finder).
+
+``optimize(regime, wrt, **params)`` is the plain function behind the command line.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+import numpy as np
+import sympy as sp
+
+from ..derivation import Derivation, Rule
+from ..symbols import LATEX_NAMES, PARAMETERS, SIZES, alpha_r, alpha_t, by_name, dist0, m, n_v, nu, p, sigma
+from .adaptation import ERROR, adaptation_average
+from .result import Result
+from .rules import SUBSTITUTE
+
+__all__ = [
+    "WRT", "METHODS", "optimal", "optimize", "Optimum", "Certificate", "CertifiedMinimiser", "ArgMin",
+    "NoMinimiserError",
+]
+
+#: the learning rates one can optimise over
+WRT = ("alpha_t", "alpha_r")
+METHODS = ("closed form", "certified numeric")
+
+# --------------------------------------------------------------------------- rules (as data)
+
+LOSS = Rule(
+    "derived average test loss",
+    r"\overline{\mathcal{L}}_{\mathrm{test}} = \mathbb{E}\,\mathcal{L}_{\mathrm{test}} \text{ as derived by the engine}",
+    reference="symmaml.maml.average_test_loss",
+)
+ERROR_FORM = Rule(
+    "affine in the meta-training error",
+    r"\overline{\mathcal{L}}_{\mathrm{test}} = c_0(\alpha_r) + c_1(\alpha_r)\,\mathbb{E}\lVert\omega^\star - w_0\rVert^2",
+    reference="the exact meta-test average (symmaml.maml.adaptation); E read off and checked by the engine",
+)
+NONNEGATIVE_ERROR = Rule(
+    "the mean squared error is non-negative",
+    r"\mathbb{E}\lVert\omega^\star - w_0\rVert^2 \ge 0",
+    reference="a sum of non-negative terms, each certified by the engine (or, where stated, by construction)",
+)
+POSITIVE_QUADRATIC = Rule(
+    "positive-definite quadratic",
+    r"a > 0,\ b^2 - 4ac < 0 \implies a x^2 + b x + c = a\big(x + \tfrac{b}{2a}\big)^2 + \tfrac{4ac - b^2}{4a} > 0\ \ \forall x \in \mathbb{R}",
+    reference="completing the square",
+)
+REGIME_SIGN = Rule(
+    "regime",
+    r"p > m n_v \implies p = m n_v + k,\ k \in \{1, 2, \dots\}",
+    conditions=(r"p > m n_v",),
+)
+DIFFERENTIATE = Rule(
+    "derivative",
+    r"\frac{\partial}{\partial x}\overline{\mathcal{L}}_{\mathrm{test}},\ \text{computed and factored by SymPy}",
+)
+SIGN_OF_FACTORS = Rule(
+    "sign of the derivative",
+    r"\operatorname{sign}\frac{\partial\overline{\mathcal{L}}}{\partial x} = s\,\operatorname{sign} q(x),\quad s = \pm 1 \text{ the sign of the factors free of roots}",
+    reference="every other factor is certified positive (or non-negative, vanishing only where stated)",
+)
+STATIONARITY = Rule(
+    "stationarity",
+    r"x^\star \text{ an interior minimiser of a differentiable } f \implies f'(x^\star) = 0",
+    reference="Fermat's theorem",
+)
+QUADRATIC_FORMULA = Rule(
+    "quadratic formula",
+    r"a x^2 + b x + c = 0,\ a > 0 \iff x = x_\mp = \frac{-b \mp \sqrt{b^2 - 4ac}}{2a}",
+)
+VIETA = Rule("Vieta", r"x_- x_+ = \frac{c}{a}\ ;\ \ \frac{c}{a} < 0 \implies x_- < 0 < x_+")
+SIGN_CHART = Rule(
+    "first-derivative test",
+    r"f' < 0 \text{ on } (-\infty, x_-),\ f' > 0 \text{ on } (x_-, x_+),\ f' < 0 \text{ on } (x_+, \infty)",
+    reference="sign of a quadratic with positive leading coefficient outside/between its roots, times s = -1",
+)
+LIMITS = Rule(
+    "limits at infinity",
+    r"\lim_{x\to\pm\infty}\frac{\sum_{k\le d} a_k x^k}{\sum_{k\le d} b_k x^k} = \frac{a_d}{b_d}",
+    reference="computed by SymPy",
+)
+GLOBAL_MINIMUM = Rule(
+    "global minimum",
+    r"f\downarrow(-\infty,x_-),\ f\uparrow(x_-,x_+),\ f\downarrow(x_+,\infty),\ f(-\infty) = f(+\infty) \implies f(x_-) < f(x)\ \ \forall x \ne x_-",
+    reference="f(x_-) < f(-inf) = f(+inf) < f(x) for x > x_+, and f increases on (x_-, x_+]",
+)
+SECOND_DERIVATIVE = Rule(
+    "second derivative",
+    r"f = C\,q/P,\ q(x^\star) = 0 \implies f''(x^\star) = C\,q'(x^\star)/P(x^\star)",
+    reference="product rule; q'(x_-) = -sqrt(b^2 - 4ac) at the smaller root",
+)
+CONVEX_QUADRATIC = Rule(
+    "convex quadratic",
+    r"f(x) = a x^2 + b x + c,\ a > 0 \implies \arg\min f = -\frac{b}{2a},\ \min f = c - \frac{b^2}{4a}",
+    reference="f'(x) = 2ax + b, f''(x) = 2a > 0",
+)
+SIGN_OF_OPTIMUM = Rule(
+    "sign of the optimum",
+    r"\operatorname{sign}\frac{u}{v} = \operatorname{sign} u \cdot \operatorname{sign} v",
+)
+FIRST_ORDER_IMPROVEMENT = Rule(
+    "first-order improvement",
+    r"f'(0) > 0 \implies f(-\varepsilon) < f(0) \text{ for small } \varepsilon > 0",
+    reference="definition of the derivative",
+)
+CERTIFIED_NUMERIC = Rule(
+    "certified numeric minimisation",
+    r"\min_{x\in\mathbb{R}} f = \min\big(\{f(x_i) : q(x_i) = 0\} \cup \{f(\pm\infty)\}\big),\ \ f = N/D,\ D > 0 \text{ on } \mathbb{R}",
+    reference=("per parameter set: exact rational coefficients; real roots of q = N'D - ND' isolated "
+               "(SymPy Poly.intervals, exact); f enclosed on each isolating interval by exact rational "
+               "interval arithmetic; the minimiser is certified when its enclosure lies below all others"),
+)
+
+
+# --------------------------------------------------------------------------- display helpers
+
+class ArgMin(sp.Function):
+    """``ArgMin(f, x)``: the global minimiser of ``f`` over real ``x`` (no closed form; numeric only)."""
+
+    nargs = 2
+
+    @property
+    def free_symbols(self):
+        return self.args[0].free_symbols - {self.args[1]}
+
+    def _latex(self, printer):
+        return r"\operatorname*{arg\,min}_{%s} %s" % (printer._print(self.args[1]), _LOSS_LATEX)
+
+    def _sympystr(self, printer):
+        return f"argmin_{printer._print(self.args[1])}(average test loss)"
+
+
+_LOSS_LATEX = r"\overline{\mathcal{L}}_{\mathrm{test}}"
+_LOSS = sp.Symbol(_LOSS_LATEX)
+
+
+def _latex_name(x) -> str:
+    return LATEX_NAMES.get(x, sp.latex(x))
+
+
+def _sorted_factors(expr):
+    """``sp.factor_list`` of a rational expression, factors in a deterministic order."""
+    num, den = sp.fraction(sp.together(expr))
+    cn, fn = sp.factor_list(num)
+    cd, fd = sp.factor_list(den)
+    factors = list(fn) + [(f, -k) for f, k in fd]
+    return cn / cd, sorted(factors, key=lambda t: sp.default_sort_key(t[0]))
+
+
+# --------------------------------------------------------------------------- sign certificates
+
+class _Signs:
+    """Certifies signs of factors for every admissible parameter set, recording the argument."""
+
+    def __init__(self, d: Derivation, regime: str):
+        self.d, self.regime = d, regime
+        self._recorded: set = set()
+
+    def positive_quadratic(self, f) -> bool:
+        for x in (alpha_t, alpha_r):
+            if not f.has(x):
+                continue
+            poly = sp.Poly(f, x)
+            if poly.degree() != 2:
+                continue
+            a, b, c = poly.all_coeffs()
+            disc = sp.factor(b**2 - 4 * a * c)
+            if a.is_positive and disc.is_negative:
+                if f not in self._recorded:
+                    self._recorded.add(f)
+                    square = a * (x + sp.factor(b / (2 * a)))**2 + sp.factor(-disc / (4 * a))
+                    self.d.add(POSITIVE_QUADRATIC, f, square,
+                               note=(rf"leading coefficient ${sp.latex(a)} > 0$, discriminant "
+                                     rf"${sp.latex(disc)} < 0$: positive for every real ${_latex_name(x)}$"))
+                return True
+        return False
+
+    def regime_positive(self, f) -> bool:
+        if self.regime != "over" or not f.has(p):
+            return False
+        k = sp.Symbol("k", integer=True, positive=True)
+        g = sp.factor(sp.expand(f.subs(p, m * n_v + k)))
+        if g.is_positive:
+            if f not in self._recorded:
+                self._recorded.add(f)
+                self.d.add(REGIME_SIGN, f, g, note=r"substitute $p = m n_v + k$ with $k \ge 1$: positive")
+            return True
+        return False
+
+    def factor_sign(self, f) -> str | None:
+        """'positive', 'nonnegative' (vanishes somewhere admissible) or None (unknown)."""
+        if f.is_positive:
+            return "positive"
+        if self.positive_quadratic(f) or self.regime_positive(f):
+            return "positive"
+        if f.is_nonnegative:
+            return "nonnegative"
+        return None
+
+    def sign(self, expr):
+        """``(s, vanishing)``: ``expr`` has sign ``s`` (+1/-1) wherever the factors listed in
+        ``vanishing`` are non-zero, and is 0 where one of them is; ``None`` if not certified."""
+        coeff, factors = _sorted_factors(expr)
+        s = 1 if coeff > 0 else -1
+        vanishing = []
+        for f, k in factors:
+            fs = self.factor_sign(f)
+            if fs == "positive":
+                continue
+            if k < 0:  # a denominator must be certified non-zero
+                return None
+            if fs == "nonnegative" or (k % 2 == 0 and f.is_real):
+                vanishing.append(f)
+                continue
+            return None
+        return s, vanishing
+
+
+# --------------------------------------------------------------------------- the result type
+
+class Certificate(NamedTuple):
+    """What the certified minimisation established for one parameter set (exact rationals)."""
+
+    argmin: float
+    bracket: tuple  # (lo, hi) Fractions with lo <= argmin <= hi (a single point if rational)
+    minimum: float
+    minimum_bracket: tuple  # enclosure of the minimal loss
+    critical_points: tuple  # ((lo, hi), (value_lo, value_hi)) per real root of the stationarity polynomial
+    limits: tuple  # (f(-inf), f(+inf)) as Fractions (or +-inf)
+    certified: bool  # the minimiser's enclosure lies strictly below every other candidate's
+    sign: int  # the certified sign of the minimiser (-1, 0, +1)
+    degenerate: bool  # the loss does not depend on the rate: every value is a minimiser (0 returned)
+
+    def as_dict(self) -> dict:
+        return dict(
+            argmin=self.argmin,
+            min=self.minimum,
+            bracket=[float(self.bracket[0]), float(self.bracket[1])],
+            min_bracket=[float(self.minimum_bracket[0]), float(self.minimum_bracket[1])],
+            critical_points=[[float(a), float(b)] for (a, b), _ in self.critical_points],
+            certified=self.certified,
+            sign=self.sign,
+            degenerate=self.degenerate,
+        )
+
+
+class NoMinimiserError(ValueError):
+    """The infimum of the loss is approached at infinity and not attained."""
+
+
+@dataclass(frozen=True)
+class Optimum(Result):
+    """An optimal learning rate: ``expr`` is the minimiser, in the other parameters.
+
+    ``method`` is 'closed form' (``expr`` and ``minimum`` are SymPy expressions) or
+    'certified numeric' (``expr`` is an unevaluated :class:`ArgMin`; ``numeric()`` runs the
+    certified minimisation per point).  ``loss`` is the minimised average test loss.
+    """
+
+    wrt: str = "alpha_t"
+    method: str = "closed form"
+    minimum: Any = None
+    loss: Result | None = None
+    solver: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def symbol(self) -> sp.Symbol:
+        return by_name(self.wrt)
+
+    def numeric(self, backend: str = "numpy", **options):
+        """A function of ``p, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, dist0`` (the optimised
+        rate is accepted and ignored) returning the optimal rate.
+
+        Closed form: the exporter's lambdified function.  Certified numeric: a Python loop over
+        the (broadcast) points, each a certified root isolation; ``backend`` 'numpy' returns floats
+        (an ndarray for array input), 'mpmath' returns ``mpf`` at the current precision.
+        """
+        if self.method == "closed form":
+            return super().numeric(backend=backend, **options)
+        if backend not in ("numpy", "mpmath"):
+            raise ValueError(f"backend must be 'numpy' or 'mpmath' for a certified numeric optimum, got {backend!r}")
+        solver = self.solver
+
+        def argmin(**params):
+            return solver.vectorised(params, lambda c: _to_backend(c, backend))
+
+        argmin.__name__ = f"argmin_{self.wrt}"
+        argmin.__doc__ = f"{self.name} ({self.regime}, {self.order}): certified numeric, one root isolation per point"
+        return argmin
+
+    def certify(self, **params) -> Certificate:
+        """Run the certified minimisation of the loss over ``wrt`` at one parameter set.
+
+        Available for closed forms too (an independent check of the formula)."""
+        return self.solver.certificate(params)
+
+
+def _to_backend(cert: Certificate, backend: str):
+    if backend == "mpmath":
+        import mpmath
+
+        lo, hi = cert.bracket
+        return (mpmath.mpf(lo.numerator) / lo.denominator + mpmath.mpf(hi.numerator) / hi.denominator) / 2
+    return cert.argmin
+
+
+# --------------------------------------------------------------------------- certified numerics
+
+def _monomials(expr, gens):
+    """An integer/rational polynomial in ``gens`` as a list of (exponents, Fraction)."""
+    poly = sp.Poly(expr, *gens)
+    out = []
+    for exps, c in poly.terms():
+        c = sp.Rational(c)
+        out.append((exps, Fraction(int(c.p), int(c.q))))
+    return out
+
+
+class _Interval:
+    """Closed interval with exact rational endpoints (exact interval arithmetic, no rounding)."""
+
+    __slots__ = ("lo", "hi")
+
+    def __init__(self, lo, hi=None):
+        self.lo, self.hi = lo, lo if hi is None else hi
+
+    def __add__(self, c):  # c a Fraction
+        return _Interval(self.lo + c, self.hi + c)
+
+    def __mul__(self, o):
+        prods = (self.lo * o.lo, self.lo * o.hi, self.hi * o.lo, self.hi * o.hi)
+        return _Interval(min(prods), max(prods))
+
+
+def _horner(coeffs, x: _Interval) -> _Interval:
+    acc = _Interval(coeffs[0])
+    for c in coeffs[1:]:
+        acc = acc * x + c
+    return acc
+
+
+def _enclose(num, den, lo, hi):
+    """An enclosure of num(x)/den(x) over [lo, hi]; den certified positive on R."""
+    x = _Interval(lo, hi)
+    n, d = _horner(num, x), _horner(den, x)
+    if d.lo <= 0:
+        raise ArithmeticError("denominator enclosure not positive")
+    cands = (n.lo / d.lo, n.lo / d.hi, n.hi / d.lo, n.hi / d.hi)
+    return min(cands), max(cands)
+
+
+def _limit(num, den, at_plus: bool):
+    """Exact limit at +-infinity of num/den (coefficient lists, highest first, leading non-zero)."""
+    dn, dd = len(num) - 1, len(den) - 1
+    if dn < dd:
+        return Fraction(0)
+    if dn == dd:
+        return num[0] / den[0]
+    s = (1 if num[0] / den[0] > 0 else -1) * (1 if (at_plus or (dn - dd) % 2 == 0) else -1)
+    return math.inf if s > 0 else -math.inf
+
+
+def _strip(coeffs):
+    i = 0
+    while i < len(coeffs) - 1 and coeffs[i] == 0:
+        i += 1
+    return coeffs[i:]
+
+
+def _exact(name: str, value) -> Fraction:
+    if isinstance(value, Fraction):
+        return value
+    if isinstance(value, sp.Rational):
+        return Fraction(int(value.p), int(value.q))
+    return Fraction(float(value)) if not isinstance(value, numbers.Integral) else Fraction(int(value))
+
+
+def _validate(params: dict, conditions, wrt: str, need: tuple) -> dict:
+    """Check one parameter set (scalars) and return exact rationals for ``need``."""
+    out = {}
+    for s in need:
+        name = s.name
+        if name not in params:
+            raise TypeError(f"missing parameter {name!r}")
+        v = params[name]
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+            raise TypeError(f"{name} must be a real number, got {v!r} ({type(v).__name__})")
+        if s in SIZES:
+            if not isinstance(v, numbers.Integral):
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+            if v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        elif not math.isfinite(float(v)):
+            raise ValueError(f"{name} must be finite, got {v!r}")
+        elif s in (sigma, nu, dist0) and v < 0:
+            raise ValueError(f"{name} must be non-negative, got {v!r}")
+        out[name] = _exact(name, v)
+    subs = {by_name(k): sp.Rational(v.numerator, v.denominator) for k, v in out.items()}
+    for cond in conditions:
+        if cond.free_symbols <= set(subs) and not bool(cond.subs(subs)):
+            raise ValueError(f"parameters violate the condition {cond} of this result")
+    return out
+
+
+class CertifiedMinimiser:
+    """Global minimisation of a rational function of one rate, per parameter set, certified.
+
+    The loss is put over a common denominator ``N(x)/D(x)`` once, symbolically; per point the
+    coefficients are evaluated exactly (rationals), ``D > 0`` on R is checked (no real roots),
+    the real roots of ``q = N'D - ND'`` are isolated and refined exactly, the loss is enclosed
+    on each isolating interval by exact interval arithmetic, and compared with the exact limits
+    at +-infinity.
+    """
+
+    def __init__(self, expr, x, conditions=(), ignore=()):
+        self.x, self.conditions = x, tuple(conditions)
+        num, den = sp.fraction(sp.together(expr))
+        self.gens = tuple(s for s in PARAMETERS if s != x and (expr.has(s)))
+        self.need = tuple(s for s in PARAMETERS if s != x and s.name not in ignore)
+        self._num = [_monomials(c, self.gens) for c in sp.Poly(num, x).all_coeffs()]
+        self._den = [_monomials(c, self.gens) for c in sp.Poly(den, x).all_coeffs()]
+
+    def _coeffs(self, table, values):
+        vals = [values[g.name] for g in self.gens]
+        out = []
+        for terms in table:
+            acc = Fraction(0)
+            for exps, c in terms:
+                t = c
+                for v, e in zip(vals, exps):
+                    if e:
+                        t *= v**e
+                acc += t
+            out.append(acc)
+        return _strip(out)
+
+    def certificate(self, params: dict) -> Certificate:
+        params = dict(params)
+        params.setdefault("dist0", 0.0)
+        values = _validate(params, self.conditions, self.x.name, self.need)
+        return self.solve_exact(values)
+
+    def solve_exact(self, values: dict) -> Certificate:
+        """The certified minimum for exact rational ``values`` (no validation: sizes may be real)."""
+        x = self.x
+        num, den = self._coeffs(self._num, values), self._coeffs(self._den, values)
+        to_q = lambda cs: sp.Poly([sp.Rational(c.numerator, c.denominator) for c in cs], x, domain="QQ")
+        N, D = to_q(num), to_q(den)
+        if D.is_zero or D.count_roots() > 0:
+            raise ArithmeticError("the loss has a real pole in the rate: not certified")
+        q = N.diff(x) * D - N * D.diff(x)
+        lim = (_limit(num, den, False), _limit(num, den, True))
+        if q.is_zero:  # the loss does not depend on the rate
+            val = num[0] / den[0]
+            z = Fraction(0)
+            return Certificate(0.0, (z, z), float(val), (val, val), (), lim, True, 0, True)
+        q = q.sqf_part()
+        crit = []
+        for (a, b), _ in q.intervals():
+            crit.append([sp.Rational(a), sp.Rational(b)])
+        result = None
+        for rnd in range(4):
+            enclosures = []
+            for i, (a, b) in enumerate(crit):
+                if a != b:
+                    mag = max(abs(a), abs(b))
+                    eps = sp.Rational(1, 10**(20 + 20 * rnd)) * (mag if (a > 0 or b < 0) else 1)
+                    if b - a > eps:
+                        a, b = q.refine_root(a, b, eps=eps)
+                        crit[i] = [sp.Rational(a), sp.Rational(b)]
+                fa, fb = Fraction(int(a.p), int(a.q)), Fraction(int(b.p), int(b.q))
+                enclosures.append(((fa, fb), _enclose(num, den, fa, fb)))
+            result = self._select(enclosures, lim)
+            if result.certified:
+                return result
+        return result
+
+    @staticmethod
+    def _select(enclosures, lim) -> Certificate:
+        if not enclosures:
+            raise NoMinimiserError(f"no critical point: the infimum {min(lim)} is approached at infinity")
+        best = min(range(len(enclosures)), key=lambda i: (enclosures[i][1][1], enclosures[i][0][0]))
+        (lo, hi), (vlo, vhi) = enclosures[best]
+        lim_min = min(lim)
+        if lim_min < vlo:
+            raise NoMinimiserError(f"the infimum {float(lim_min)} is approached at infinity, not attained")
+        others = [e[1][0] for j, e in enumerate(enclosures) if j != best]
+        certified = all(vhi < o for o in others) and vhi <= lim_min
+        sign = 0 if lo == hi == 0 else (1 if lo > 0 else (-1 if hi < 0 else 0))
+        if sign == 0 and lo != hi:
+            certified = False  # an isolating interval straddling 0 after refinement (cannot happen for q(0) != 0)
+        mid = (lo + hi) / 2
+        return Certificate(float(mid), (lo, hi), float((vlo + vhi) / 2), (vlo, vhi), tuple(enclosures), lim,
+                           certified, sign, False)
+
+    def vectorised(self, params: dict, convert):
+        """Apply the certified minimisation at every point of the broadcast scalar arguments."""
+        names = [s.name for s in self.need]
+        params = dict(params)
+        params.setdefault("dist0", 0.0)
+        missing = [n for n in names if n not in params]
+        if missing:
+            raise TypeError(f"missing parameter(s): {', '.join(missing)}")
+        unknown = set(params) - {s.name for s in PARAMETERS}
+        if unknown:
+            raise TypeError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        arrays = {n: np.asarray(params[n]) for n in names}
+        if all(a.ndim == 0 for a in arrays.values()):
+            return convert(self.certificate({n: params[n] for n in names}))
+        shape = np.broadcast_shapes(*(a.shape for a in arrays.values()))
+        b = {n: np.broadcast_to(a, shape) for n, a in arrays.items()}
+        out = np.empty(shape, dtype=object)
+        for idx in np.ndindex(shape):
+            out[idx] = convert(self.certificate({n: b[n][idx].item() for n in names}))
+        return out.astype(float) if out.size and isinstance(out.flat[0], float) else out
+
+
+# --------------------------------------------------------------------------- derivations
+
+def _error_form(d: Derivation, loss: sp.Expr):
+    """Record ``L = c0 + c1 E`` with ``E = E|omega* - w0|^2`` read off ``loss``; return (T, E)."""
+    test_average = adaptation_average(Derivation("scratch"))
+    c1 = sp.diff(test_average, ERROR)
+    c0 = test_average.subs(ERROR, 0)
+    error = sp.factor(sp.cancel((loss - c0) / c1))
+    if sp.cancel(test_average.subs(ERROR, error) - loss) != 0 or error.has(alpha_r):
+        raise AssertionError("the loss is not the meta-test average at a meta-training error free of alpha_r")
+    d.add(ERROR_FORM, _LOSS, test_average, lhs=_LOSS,
+          note=r"the exact meta-test average, affine in $\lVert\omega^\star - w_0\rVert^2$")
+    d.add(ERROR_FORM, loss, error, lhs=ERROR,
+          note=r"solved from the loss; substituting back reproduces it exactly (checked)")
+    return test_average, error
+
+
+def _error_nonnegative(d: Derivation, error, signs: _Signs) -> tuple:
+    """Certify E >= 0 term by term in (dist0, nu^2, sigma^2); return the scales E is positive in."""
+    terms = sp.collect(sp.expand(sp.cancel(error)), [dist0, nu**2, sigma**2], evaluate=False)
+    certified, scales = True, []
+    pieces = []
+    for key in sorted(terms, key=sp.default_sort_key):
+        coeff = sp.factor(terms[key])
+        sg = signs.sign(coeff) if key != 1 else None
+        if key == 1 or sg is None or sg[0] < 0 or sg[1]:
+            certified = False
+        else:
+            scales.append(key)
+        pieces.append(key * coeff)
+    decomposition = sp.Add(*pieces, evaluate=False)
+    if certified:
+        d.add(NONNEGATIVE_ERROR, error, decomposition, lhs=ERROR,
+              note=(r"each coefficient of $\lVert\omega_0 - w_0\rVert^2$, $\nu^2$, $\sigma^2$ is certified "
+                    r"positive above (regime, positive-definite quadratics); so $E \ge 0$, with $E > 0$ "
+                    r"unless all of " + ", ".join(f"${sp.latex(s)}$" for s in scales) + " vanish"))
+    else:
+        d.add(NONNEGATIVE_ERROR, error, decomposition, lhs=ERROR,
+              note=(r"not certified from the expanded coefficients (they are quartics in $\alpha_t$ of "
+                    r"indefinite-looking sign); $E \ge 0$ holds by construction: it is the leading-order value "
+                    r"of $\mathbb{E}\lVert u\rVert^2/\lVert\mathbb{E}S\rVert^2$, a mean squared norm "
+                    r"($\mathbb{E}\lVert Z_1^{\top}e_1\rVert^2$ plus $m-1$ times $\lVert\mathbb{E}Z_1^{\top}e_1\rVert^2$) "
+                    r"over a positive square; also checked numerically by the tests"))
+    return certified, tuple(scales)
+
+
+def _header(loss: Result, wrt_sym, method_hint: str) -> Derivation:
+    name = _latex_name(wrt_sym)
+    regime_word = {"over": "overparameterised", "under": "underparameterised"}.get(loss.regime, loss.regime)
+    return Derivation(
+        f"Optimal {wrt_sym.name} of one-step MAML, {regime_word} regime",
+        order=loss.derivation.order,
+        regime=loss.regime,
+        assumptions=tuple(loss.derivation.assumptions),
+        statement=rf"{name}^\star = \arg\min_{{{name}}} {_LOSS_LATEX}\ \ ({method_hint})",
+    )
+
+
+def _optimal_alpha_r(loss: Result) -> Optimum:
+    x = alpha_r
+    d = _header(loss, x, "closed form")
+    L = loss.expr
+    d.add(LOSS, _LOSS, L, lhs=_LOSS, note=f"{loss.derivation.title} ({loss.order})")
+    signs = _Signs(d, loss.regime)
+    T, E = _error_form(d, L)
+    coeffs = sp.collect(sp.expand(T), x, evaluate=False)
+    if set(coeffs) - {1, x, x**2}:
+        raise AssertionError("the loss is not a quadratic in alpha_r")
+    a2, a1, a0 = (sp.collect(sp.factor(coeffs.get(k, 0)), ERROR) for k in (x**2, x, 1))
+    quad = a2 * x**2 + a1 * x + a0
+    d.add(CONVEX_QUADRATIC, T, quad, lhs=_LOSS, note=r"collected in $\alpha_r$: exactly quadratic (any $\omega^\star$)")
+    error_ok, scales = _error_nonnegative(d, E, signs)
+    # a2 = positive combination of ERROR, nu^2, sigma^2 ; -a1 = positive multiple of (ERROR + nu^2)
+    a2_parts = sp.collect(sp.expand(a2), [ERROR, nu**2, sigma**2], evaluate=False)
+    a1_parts = sp.collect(sp.expand(-a1), [ERROR, nu**2, sigma**2], evaluate=False)
+    if 1 in a2_parts or 1 in a1_parts or not all(
+        signs.sign(v) == (1, []) for v in list(a2_parts.values()) + list(a1_parts.values())
+    ):
+        raise AssertionError("unexpected coefficients of the alpha_r quadratic")
+    d.add(CONVEX_QUADRATIC, sp.Symbol(r"\frac{\partial^2 \overline{\mathcal{L}}}{\partial\alpha_r^2}"), 2 * a2,
+          note=(r"every coefficient of $\lVert\omega^\star - w_0\rVert^2$, $\nu^2$, $\sigma^2$ is positive and "
+                r"$\lVert\omega^\star - w_0\rVert^2 \ge 0$: convex, strictly unless "
+                r"$\sigma = \nu = \lVert\omega^\star - w_0\rVert^2 = 0$ (then the loss is constant)"))
+    dL = sp.collect(sp.expand(sp.diff(quad, x)), x)
+    d.add(DIFFERENTIATE, sp.Derivative(_LOSS, x), dL)
+    opt_error_form = sp.factor(-a1 / (2 * a2))
+    d.add(STATIONARITY, sp.Eq(dL, 0), sp.Eq(x, opt_error_form), lhs=None,
+          note="the unique stationary point of a strictly convex quadratic is its global minimiser")
+    num, den = sp.fraction(opt_error_form)
+    sn, sd = signs.sign(num), signs.sign(den)
+    if sn is None or sd is None or sn[0] * sd[0] < 0:
+        raise AssertionError("could not certify the sign of alpha_r*")
+    d.add(SIGN_OF_OPTIMUM, opt_error_form, sp.StrictGreaterThan(opt_error_form, 0),
+          lhs=sp.Symbol(r"\alpha_r^\star"),
+          note=(r"numerator and denominator are positive combinations of "
+                r"$\lVert\omega^\star - w_0\rVert^2 \ge 0$, $\nu^2$, $\sigma^2$: "
+                r"$\alpha_r^\star > 0$ whenever $\nu^2 + \mathbb{E}\lVert\omega^\star - w_0\rVert^2 > 0$"
+                + ("" if error_ok else r" (here $E \ge 0$ by construction, see above)")))
+    expr = sp.factor(opt_error_form.subs(ERROR, E))
+    d.add(SUBSTITUTE, opt_error_form, expr, lhs=sp.Symbol(r"\alpha_r^\star"))
+    min_error_form = sp.factor(a0 - a1**2 / (4 * a2))
+    d.add(CONVEX_QUADRATIC, sp.Symbol(r"\min_{\alpha_r}" + _LOSS_LATEX), min_error_form,
+          lhs=sp.Symbol(r"\min_{\alpha_r}" + _LOSS_LATEX))
+    minimum = sp.factor(sp.cancel(min_error_form.subs(ERROR, E)))
+    d.result = expr
+    # when is E + nu^2 > 0? the scales E is certified positive in, plus nu
+    pos_scales = {nu**2} | set(scales) if error_ok else {nu**2, sigma**2}
+    positivity = sp.StrictGreaterThan(sp.Add(*sorted(pos_scales, key=sp.default_sort_key)), 0)
+    return Optimum(expr=expr, derivation=d, regime=loss.regime, order=loss.order,
+                   conditions=tuple(loss.conditions) + (positivity,), name="optimal alpha_r",
+                   ignored=("alpha_r",), wrt="alpha_r", method="closed form", minimum=minimum, loss=loss,
+                   solver=CertifiedMinimiser(L, x, tuple(loss.conditions) + (positivity,), ignore=("alpha_r",)))
+
+
+def _optimal_alpha_t(loss: Result, method: str) -> Optimum:
+    x = alpha_t
+    L = loss.expr
+    if not L.has(x):
+        raise ValueError("the loss does not depend on alpha_t")
+    d = _header(loss, x, "closed form or certified numeric")
+    d.add(LOSS, _LOSS, L, lhs=_LOSS, note=f"{loss.derivation.title} ({loss.order})")
+    signs = _Signs(d, loss.regime)
+    dL = sp.factor(sp.diff(L, x))
+    coeff, factors = _sorted_factors(dL)
+    q_factors = [(f, k) for f, k in factors if f.has(x) and k > 0]
+    rest = coeff * sp.Mul(*[f**k for f, k in factors if not (f.has(x) and k > 0)])
+    q = sp.expand(sp.Mul(*[f**k for f, k in q_factors]))
+    absent = [s.name for s in PARAMETERS if s != x and L.has(s) and not q.has(s)]
+    d.add(DIFFERENTIATE, sp.Derivative(_LOSS, x), dL, lhs=sp.Derivative(_LOSS, x),
+          note=("factored by SymPy; the factor $q(\\alpha_t)$ carrying the roots involves only "
+                + ", ".join(f"${_latex_name(s)}$" for s in PARAMETERS if q.has(s) and s != x)
+                + (": the optimum does not depend on " + ", ".join(f"${_latex_name(by_name(n))}$" for n in absent)
+                   if absent else "")))
+    sg = signs.sign(rest)
+    if sg is None:
+        raise AssertionError(f"could not certify the sign of the factors {rest}")
+    s, vanishing = sg
+    qsym = sp.Function("q")(x)
+    d.add(SIGN_OF_FACTORS, dL, s * qsym, lhs=sp.Symbol(r"\operatorname{sign}\partial_{\alpha_t}" + _LOSS_LATEX),
+          note=(rf"$q(\alpha_t) = {sp.latex(q)}$; the other factors are positive"
+                + (", except " + ", ".join(f"${sp.latex(v)}$" for v in vanishing)
+                   + r" $\ge 0$, which vanishes only at the edge of the parameter space (then the loss does "
+                     r"not depend on $\alpha_t$ and every $\alpha_t$ is optimal)" if vanishing else "")))
+    d.add(STATIONARITY, sp.Eq(sp.Derivative(_LOSS, x), 0), sp.Eq(q, 0))
+    poly = sp.Poly(q, x)
+    deg = poly.degree()
+    lim_minus, lim_plus = _limits_at_infinity(L, x)
+    d.add(LIMITS, sp.Limit(_LOSS, x, sp.oo), lim_plus, lhs=sp.Symbol(_LOSS_LATEX + r"(\pm\infty)"),
+          note=("equal limits at $+\\infty$ and $-\\infty$ (checked)" if sp.cancel(lim_plus - lim_minus) == 0
+                else rf"at $-\infty$: ${sp.latex(lim_minus)}$"))
+    equal_limits = sp.cancel(lim_plus - lim_minus) == 0
+    at_zero = sp.factor(dL.subs(x, 0))
+    zsign = signs.sign(at_zero)
+    if zsign is not None and zsign[0] > 0:
+        d.add(FIRST_ORDER_IMPROVEMENT, sp.Subs(sp.Derivative(_LOSS, x), x, 0), at_zero,
+              note=(r"positive" + (" unless " + ", ".join(f"${sp.latex(v)} = 0$" for v in zsign[1]) if zsign[1] else "")
+                    + r": a small negative $\alpha_t$ beats $\alpha_t = 0$, so $\alpha_t = 0$ is never optimal"))
+    closed = None
+    if method != "certified numeric" and deg == 2 and equal_limits:
+        closed = _quadratic_case(d, signs, L, poly, s, rest, q_factors)
+    if closed is not None:
+        expr, minimum = closed
+        d.result = expr
+        return Optimum(expr=expr, derivation=d, regime=loss.regime, order=loss.order,
+                       conditions=tuple(loss.conditions), name="optimal alpha_t", ignored=("alpha_t",),
+                       wrt="alpha_t", method="closed form", minimum=minimum, loss=loss,
+                       solver=CertifiedMinimiser(L, x, tuple(loss.conditions), ignore=("alpha_t",)))
+    d.add(CERTIFIED_NUMERIC, sp.Eq(q, 0), ArgMin(L, x), lhs=sp.Symbol(r"\alpha_t^\star"),
+          note=(f"the stationarity polynomial has degree {deg} in $\\alpha_t$: no closed form is used; "
+                "per parameter set the real roots are isolated exactly and the loss compared at each "
+                "and at $\\pm\\infty$"))
+    expr = ArgMin(L, x)
+    d.result = expr
+    return Optimum(expr=expr, derivation=d, regime=loss.regime, order=loss.order,
+                   conditions=tuple(loss.conditions), name="optimal alpha_t", ignored=("alpha_t",),
+                   wrt="alpha_t", method="certified numeric", minimum=None, loss=loss,
+                   solver=CertifiedMinimiser(L, x, tuple(loss.conditions), ignore=("alpha_t",)))
+
+
+def _limits_at_infinity(L, x):
+    """``(L(-oo), L(+oo))`` of a rational function of ``x``, from its leading coefficients."""
+    num, den = sp.fraction(sp.together(L))
+    pn, pd = sp.Poly(num, x), sp.Poly(den, x)
+    dn, dd = pn.degree(), pd.degree()
+    if dn < dd:
+        return sp.S.Zero, sp.S.Zero
+    ratio = sp.factor(pn.LC() / pd.LC())
+    if dn == dd:
+        return ratio, ratio
+    s = ratio.is_positive if ratio.is_positive is not None else None
+    if s is None:
+        raise ValueError("sign of the leading coefficient of the loss is undetermined")
+    plus = sp.oo if s else -sp.oo
+    minus = plus if (dn - dd) % 2 == 0 else -plus
+    return minus, plus
+
+
+def _quadratic_case(d, signs, L, poly, s, rest, q_factors):
+    """Closed form when q is a quadratic: roots, their signs, the sign chart, the global minimum."""
+    x = poly.gens[0]
+    a, b, c = poly.all_coeffs()
+    if not a.is_positive or s != -1:
+        return None
+    disc = sp.factor(b**2 - 4 * a * c)
+    if not disc.is_positive:
+        return None
+    lo_sym, hi_sym = sp.Symbol(r"\alpha_t^{-}"), sp.Symbol(r"\alpha_t^{+}")
+    r_lo = (-b - sp.sqrt(disc)) / (2 * a)
+    r_hi = (-b + sp.sqrt(disc)) / (2 * a)
+    d.add(QUADRATIC_FORMULA, sp.Eq(poly.as_expr(), 0), sp.Tuple(r_lo, r_hi), lhs=sp.Tuple(lo_sym, hi_sym),
+          note=rf"discriminant ${sp.latex(disc)} > 0$: two distinct real roots")
+    product = sp.factor(c / a)
+    if not product.is_negative:
+        return None
+    d.add(VIETA, lo_sym * hi_sym, product, lhs=lo_sym * hi_sym,
+          note=r"negative: the roots have opposite signs, $\alpha_t^{-} < 0 < \alpha_t^{+}$")
+    d.add(SIGN_CHART, s * sp.Function("q")(x), sp.Tuple(
+        sp.StrictLessThan(sp.Derivative(_LOSS, x), 0), sp.StrictGreaterThan(sp.Derivative(_LOSS, x), 0),
+        sp.StrictLessThan(sp.Derivative(_LOSS, x), 0)),
+        note=(r"on $(-\infty, \alpha_t^{-})$, $(\alpha_t^{-}, \alpha_t^{+})$, $(\alpha_t^{+}, \infty)$: "
+              r"$q > 0$ outside its roots and $< 0$ between them (leading coefficient "
+              rf"${sp.latex(a)} > 0$), and $s = -1$"))
+    q_prime = sp.expand(sp.diff(poly.as_expr(), x).subs(x, r_lo))
+    rest_over_P = sp.factor(rest)
+    second = sp.Mul(rest_over_P.subs(x, lo_sym), q_prime, evaluate=False)
+    if not (q_prime.is_negative and s == -1):
+        return None
+    d.add(SECOND_DERIVATIVE, sp.Subs(sp.Derivative(_LOSS, (x, 2)), x, lo_sym), second,
+          note=(rf"$q'(\alpha_t^-) = {sp.latex(q_prime)} < 0$ and the prefactor is negative: "
+                r"$\partial^2_{\alpha_t}\overline{\mathcal{L}} > 0$ at $\alpha_t^-$, a strict local minimum"))
+    d.add(GLOBAL_MINIMUM, sp.Tuple(lo_sym, hi_sym), sp.Eq(sp.Symbol(r"\alpha_t^\star"), lo_sym),
+          note=(r"$\overline{\mathcal{L}}(\alpha_t^-) < \overline{\mathcal{L}}(-\infty) = \overline{\mathcal{L}}(+\infty) "
+                r"< \overline{\mathcal{L}}(\alpha_t)$ for $\alpha_t > \alpha_t^+$ (the loss decreases towards its limit "
+                r"there), and it increases on $(\alpha_t^-, \alpha_t^+]$: the global minimum is at $\alpha_t^- < 0$"))
+    expr = sp.simplify(r_lo)
+    d.add(SIGN_OF_OPTIMUM, sp.Symbol(r"\alpha_t^\star"), sp.StrictLessThan(expr, 0), lhs=None,
+          note=r"for every admissible parameter set (Vieta above); unique when $\sigma > 0$")
+    minimum = sp.factor(sp.radsimp(sp.together(L.subs(x, expr))))
+    d.add(SUBSTITUTE, sp.Subs(_LOSS, x, sp.Symbol(r"\alpha_t^\star")), minimum,
+          lhs=sp.Symbol(r"\min_{\alpha_t}" + _LOSS_LATEX))
+    return expr, minimum
+
+
+# --------------------------------------------------------------------------- public API
+
+def _wrt_name(wrt) -> str:
+    name = wrt.name if isinstance(wrt, sp.Symbol) else wrt
+    if name not in WRT:
+        raise ValueError(f"wrt must be one of {', '.join(repr(w) for w in WRT)}, got {wrt!r}")
+    return name
+
+
+def optimal(result: Result, wrt, *, method: str = "auto") -> Optimum:
+    """The learning rate ``wrt`` ('alpha_t' or 'alpha_r') minimising ``result.expr``, derived step by step.
+
+    ``method``: 'auto' (a closed form when the engine can derive and certify one, else certified
+    numeric), 'closed form' (raise if none), or 'certified numeric' (force the numeric path, e.g. to
+    check a closed form).
+    """
+    name = _wrt_name(wrt)
+    if method not in ("auto",) + METHODS:
+        raise ValueError(f"method must be one of 'auto', {', '.join(repr(x) for x in METHODS)}, got {method!r}")
+    if not isinstance(result, Result):
+        raise TypeError(f"result must be a symmaml Result (e.g. average_test_loss('over')), got {type(result).__name__}")
+    if name == "alpha_r":
+        opt = _optimal_alpha_r(result)
+        if method == "certified numeric":
+            opt = _as_numeric(opt)
+    else:
+        opt = _optimal_alpha_t(result, method)
+    if method == "closed form" and opt.method != "closed form":
+        raise ValueError(f"no closed form for the optimal {name} in regime {result.regime!r}: use method='auto'")
+    return opt
+
+
+def _as_numeric(opt: Optimum) -> Optimum:
+    from dataclasses import replace
+
+    return replace(opt, method="certified numeric", expr=ArgMin(opt.loss.expr, opt.symbol), minimum=None)
+
+
+@lru_cache(maxsize=None)
+def _cached(regime: str, wrt: str, order: str, method: str) -> Optimum:
+    from .loss import average_test_loss
+
+    return optimal(average_test_loss(regime, order), wrt, method=method)
+
+
+def optimize(regime: str, wrt: str, order: str = "leading", *, method: str = "auto", **params) -> dict:
+    """Optimal ``wrt`` and the minimal average test loss at one parameter set (the CLI's function).
+
+    ``params`` are the keyword parameters of the loss (``p, m, n_t, n_v, n_r, alpha_t, alpha_r,
+    sigma, nu, dist0``; the optimised rate may be given and is ignored; dist0 defaults to 0).
+    Returns a JSON-serialisable dict: ``argmin``, ``min``, ``method`` ('closed form' or 'certified
+    numeric'), ``regime``, ``order``, ``wrt``, ``params`` (as used), ``certified`` and, for the numeric
+    method, ``bracket`` (an exact enclosure of the argmin) and ``critical_points``.
+    """
+    from .loss import REGIMES
+
+    if regime not in REGIMES:
+        raise ValueError(f"regime must be one of {', '.join(REGIMES)}, got {regime!r}")
+    name = _wrt_name(wrt)
+    opt = _cached(regime, name, order, method)
+    params = dict(params)
+    params.setdefault("dist0", 0.0)
+    params.pop(name, None)
+    unknown = sorted(set(params) - {s.name for s in PARAMETERS})
+    if unknown:
+        raise TypeError(f"unknown parameter(s): {', '.join(unknown)}")
+    out = dict(regime=regime, order=order, wrt=name, method=opt.method,
+               params={s.name: params[s.name] for s in PARAMETERS if s.name in params})
+    if opt.method == "closed form":
+        argmin = float(opt.numeric()(**params))
+        minimum = float(opt.loss.numeric()(**params, **{name: argmin}))
+        out.update(argmin=argmin, min=minimum, certified=True)
+    else:
+        cert = opt.certify(**params)
+        out.update(cert.as_dict())
+    return out
