@@ -34,7 +34,7 @@ def gaussian_matrix(name: str, rows, cols) -> GaussianMatrix:
 
 def gaussian_vector(name: str, dim, scale=1) -> sp.MatrixExpr:
     """A column vector ``scale * g`` with ``g ~ N(0, I_dim)``, i.e. law N(0, scale^2 I)."""
-    g = gaussian_matrix(name, dim, 1)
+    g = gaussian_matrix(name, _dim("dim", dim), 1)
     scale = sp.sympify(scale)
     return g if scale == 1 else scale * g
 

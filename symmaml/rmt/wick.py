@@ -14,21 +14,36 @@ A state's value is a linear combination of *terminal* states (no Gaussian letter
 of deterministic words) with polynomial coefficients in the dimensions.  Coefficients live in
 a SymPy polynomial ring, so no ``expand`` or ``simplify`` runs inside the recursion.
 
-Cost: one visit per distinct reachable state, each doing O(#occurrences) contractions.  For
-products of traces of Wishart powers the reachable states are the products ``prod tr W^{k_j}``
-with ``sum k_j <= K`` (integer partitions), so ``E[tr W^K]`` costs O(K * sum_{j<=K} P(j))
-ring operations instead of (2K-1)!! pairings.
+Cost: one visit per distinct reachable state, each doing O(#occurrences) contractions; no step
+ever holds more than one state's children, never the set of pairings.  For products of traces
+of Wishart powers the reachable states are the products ``prod tr W^{k_j}`` with
+``sum k_j <= K`` (integer partitions), so ``E[tr W^K]`` costs at most O(K * sum_{j<=K} P(j))
+ring operations instead of (2K-1)!! pairings (measured: ``E[tr W^10]`` visits 37 states, all
+42 partitions of 10 together 1018; see ``benchmarks/bench_rmt.py``).
+
+Inverse-Wishart letters ``V = (X^T X)^{-1}`` (see :mod:`.words`; ``X`` appears nowhere else, so
+``V`` is independent of every other letter) are averaged first, by the stated rules of
+:mod:`.inverse`: a state holding ``V`` once becomes ``m`` times the state with ``V -> I``; a
+state holding it twice becomes ``c1`` times the state with both ``V -> I`` plus ``c2`` times the
+two contractions of the pair read as a Gaussian ``G`` with ``G`` and with ``G^T``
+(``E[V_ij V_kl] = c1 d_ij d_kl + c2 (d_ik d_jl + d_il d_jk)``, and ``d_ik d_jl``, ``d_il d_jk``
+are exactly ``E[G_ij G_kl]``, ``E[G_ij G^T_kl]``).  Three or more occurrences raise
+:class:`~.words.NotAveragable`; a failing existence condition raises ``ValueError``.  With
+inverse letters the coefficients live in the fraction field of the dimensions.
 """
 from __future__ import annotations
 
 from collections import defaultdict
 
 import sympy as sp
-from sympy.polys.domains import QQ
+from sympy.polys.domains import QQ, ZZ
+from sympy.polys.fields import field
 from sympy.polys.rings import ring
 
 from ..derivation import Derivation, Rule
-from .words import EXTERNAL, Alphabet, canonical, transpose
+from .inverse import (INVERSE_WISHART_MEAN, INVERSE_WISHART_SECOND, inverse_mean_coefficient,
+                      inverse_second_coefficients)
+from .words import EXTERNAL, Alphabet, NotAveragable, canonical, transpose
 
 __all__ = ["Contractor", "WICK_CONTRACTION", "Expect", "MatExpect", "expect", "add_terms"]
 
@@ -47,30 +62,42 @@ WICK_CONTRACTION = Rule(
 class Contractor:
     """Expectations of states over one alphabet, memoised.
 
-    ``value(state)`` returns ``{terminal_state: coefficient}`` with coefficients in ``self.ring``.
+    ``value(state)`` returns ``{terminal_state: coefficient}`` with coefficients in ``self.ring``
+    (a polynomial ring in the dimensions; its fraction field when inverse-Wishart letters occur).
     With ``record=True`` every non-terminal state visited adds one step (the state and the
-    combination of states its first contraction produces) to ``self.derivation``.
+    combination of states its first contraction produces) to ``self.derivation``, parents
+    before children; ``self.assumptions`` collects the existence conditions the rules used.
     """
 
     def __init__(self, alphabet: Alphabet, record: bool = False):
         self.alphabet = alphabet
         gens = sorted(set().union(*(sp.sympify(d).free_symbols for d in alphabet.dims())) or {sp.Dummy("_")},
                       key=lambda s: s.name)
-        self.ring, *_ = ring(gens, QQ)
+        if alphabet.inverse:
+            self.ring, *_ = field(gens, QQ)
+        else:  # integer coefficients are much faster than rationals; QQ only for dims like n/2
+            dims = [sp.sympify(d) for d in alphabet.dims()]
+            integral = all(sp.Poly(d, *gens).domain.is_ZZ for d in dims if d.free_symbols) and \
+                all(d.is_Integer for d in dims if not d.free_symbols)
+            self.ring, *_ = ring(gens, ZZ if integral else QQ)
         self.memo: dict = {}
         self.record = record
         self.derivation = Derivation("Wick contractions")
+        self.assumptions: list = []
 
     def dim(self, d):
         return self.ring(sp.sympify(d))
 
     # -- the three contractions -------------------------------------------------------
-    def _first_gaussian(self, state):
+    def _first(self, state, names):
         for i, w in enumerate(state):
             for j, (name, _) in enumerate(w):
-                if name in self.alphabet.gaussian:
+                if name in names:
                     return i, j
         return None
+
+    def _first_gaussian(self, state):
+        return self._first(state, self.alphabet.gaussian)
 
     @staticmethod
     def _to_front(word, j):
@@ -81,8 +108,11 @@ class Contractor:
         return word[j:] + word[:j]
 
     def _children(self, state):
-        """The contractions of the first Gaussian letter: ``[(factor, new_words)]``."""
-        i, j = self._first_gaussian(state)
+        """The contractions of the first Gaussian letter: ``[(factor, new_state)]``."""
+        return self._contract(state, *self._first_gaussian(state))
+
+    def _contract(self, state, i, j):
+        """Pair letter ``j`` of word ``i`` with each letter of the same name: ``[(factor, new_state)]``."""
         word = self._to_front(state[i], j)
         others = state[:i] + state[i + 1:]
         x = word[0]
@@ -116,29 +146,85 @@ class Contractor:
             children.append((factor, tuple(sorted(words))))
         return children
 
+    # -- inverse-Wishart letters ------------------------------------------------------
+    def _drop(self, state, positions):
+        """``(factor, state)`` with the letters at ``positions`` replaced by identities."""
+        words = [list(w) for w in state]
+        for i, j in sorted(positions, reverse=True):
+            del words[i][j]
+        factor = self.ring.one
+        kept = []
+        for w, old in zip(words, state):
+            if w:
+                kept.append(canonical(tuple(w)))
+            else:  # tr(V) -> tr(I_p)
+                factor *= self.dim(self.alphabet.rows(old[0]))
+        return factor, tuple(sorted(kept))
+
+    def _assume(self, condition):
+        if condition is not sp.true and str(condition) not in self.assumptions:
+            self.assumptions.append(str(condition))
+
+    def _inverse_children(self, state, name):
+        """The rule averaging the inverse-Wishart letter ``name``, and the children it produces."""
+        where = [(i, j) for i, w in enumerate(state) for j, (nm, _) in enumerate(w) if nm == name]
+        n, p, _ = self.alphabet.inverse[name]
+        obj = self.alphabet.objects[name]
+        if len(where) > 2:
+            raise NotAveragable(f"third-order inverse moments are not derived: {obj} appears {len(where)} "
+                                f"times in one term of the expansion")
+        if len(where) == 1:
+            m = inverse_mean_coefficient(n, p)
+            self._assume(sp.Gt(n, p + 1))
+            factor, child = self._drop(state, where)
+            return INVERSE_WISHART_MEAN, [(self.ring(m) * factor, child)]
+        c1, c2 = inverse_second_coefficients(n, p)
+        self._assume(sp.Gt(n, p + 3))
+        factor, child = self._drop(state, where)
+        children = [(self.ring(c1) * factor, child)]
+        (i1, j1), (i2, j2) = where
+        flipped = list(state)
+        flipped[i2] = tuple((nm, not t) if k == j2 else (nm, t) for k, (nm, t) in enumerate(state[i2]))
+        for s in (state, tuple(flipped)):  # the pair as (G, G) and as (G, G^T)
+            children += [(self.ring(c2) * f, ch) for f, ch in self._contract(s, i1, j1)]
+        return INVERSE_WISHART_SECOND, children
+
     # -- recursion --------------------------------------------------------------------
     def value(self, state) -> dict:
         if state in self.memo:
             return self.memo[state]
-        if self._first_gaussian(state) is None:
+        inverse = self._first(state, self.alphabet.inverse)
+        if inverse is not None:
+            rule, children = self._inverse_children(state, state[inverse[0]][inverse[1]][0])
+        elif self._first_gaussian(state) is not None:
+            rule, children = WICK_CONTRACTION, self._children(state)
+        else:
             result = {state: self.ring.one}
             self.memo[state] = result
             return result
+        if self.record:
+            self._record(rule, state, children)
         combined: dict = defaultdict(lambda: self.ring.zero)
-        children = self._children(state)
         for factor, child in children:
             for term, coeff in self.value(child).items():
                 combined[term] += factor * coeff
         result = {k: v for k, v in combined.items() if v}
         self.memo[state] = result
-        if self.record:
-            before = expect(self.to_sympy(state))
-            merged: dict = defaultdict(lambda: self.ring.zero)
-            for factor, child in children:
-                merged[child] += factor
-            after = add_terms([f.as_expr() * expect(self.to_sympy(ch)) for ch, f in sorted(merged.items()) if f])
-            self.derivation.add(WICK_CONTRACTION, before, after)
         return result
+
+    def _record(self, rule, state, children):
+        before = expect(self.to_sympy(state))
+        merged: dict = defaultdict(lambda: self.ring.zero)
+        for factor, child in children:
+            merged[child] += factor
+        after = add_terms([_coefficient(f) * self._expect(ch) for ch, f in sorted(merged.items()) if f])
+        self.derivation.add(rule, before, after)
+
+    def _expect(self, state):
+        """``E[state]`` unevaluated, or the state itself once nothing random is left in it."""
+        random = set(self.alphabet.gaussian) | set(self.alphabet.inverse)
+        expr = self.to_sympy(state)
+        return expr if self._first(state, random) is None else expect(expr)
 
     # -- back to SymPy ----------------------------------------------------------------
     def word_to_sympy(self, word):
@@ -175,6 +261,27 @@ class Contractor:
         if not body:
             return sp.Identity(self.alphabet.shapes[EXTERNAL][1])
         return self.word_to_sympy(body)
+
+
+def tidy(c, rational: bool):
+    """A scalar coefficient in canonical form: expanded polynomial, or (``rational``) one fraction
+    with factored numerator and denominator, generators ordered by name so that signs read
+    ``n - p - 1`` whatever the hash seed."""
+    c = sp.sympify(c)
+    if not rational:
+        return sp.expand(c)
+    gens = sorted(c.free_symbols, key=lambda s: s.name)
+    if not gens:
+        return c
+    try:
+        return sp.factor(c, *gens)
+    except sp.PolynomialError:  # a coefficient holding e.g. a function of a deterministic trace
+        return sp.factor(c)
+
+
+def _coefficient(c):
+    """A ring or field element as a SymPy expression (fractions factored, polynomials expanded)."""
+    return tidy(c.as_expr(), rational=hasattr(c, "denom"))
 
 
 class Expect(sp.Expr):

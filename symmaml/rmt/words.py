@@ -9,7 +9,18 @@ matrices alike.
 
 :func:`expand` turns a SymPy expression (traces, products of traces, 1x1 matrices, matrix
 expressions) into ``[(coefficient, state), ...]`` by multilinearity, the first step of every
-expectation.
+expectation.  It also checks what SymPy does not: with symbolic shapes SymPy builds
+non-conformable products and sums (``X*X`` for an ``n x p`` symbol) without complaint, so every
+product, sum, power and trace is checked here and a :class:`~sympy.matrices.exceptions.ShapeError`
+(a ``ValueError``) names the offending factors.
+
+Besides Gaussian and deterministic ``MatrixSymbol``s the alphabet holds two kinds of letters:
+
+* *opaque deterministic* letters: any matrix expression without a Gaussian matrix that is not a
+  sum/product/transpose/power (e.g. ``Inverse(M)`` of a deterministic, or frozen, ``M``);
+* *inverse-Wishart* letters ``V = (X^T X)^{-1}`` (or ``(X X^T)^{-1}``) of a Gaussian ``X`` that
+  appears nowhere else in the expression; :mod:`.wick` averages them with the stated rules of
+  :mod:`.inverse`.
 """
 from __future__ import annotations
 
@@ -17,9 +28,9 @@ from dataclasses import dataclass, field
 from itertools import product as cartesian
 
 import sympy as sp
-from sympy.core.sorting import default_sort_key
+from sympy.matrices.exceptions import ShapeError
 
-from .gaussian import GaussianMatrix
+from .gaussian import GaussianMatrix, has_gaussian
 
 __all__ = ["Alphabet", "EXTERNAL", "transpose", "canonical", "expand", "NotAveragable"]
 
@@ -42,17 +53,66 @@ class Alphabet:
     shapes: dict = field(default_factory=dict)  # name -> (rows, cols)
     gaussian: set = field(default_factory=set)
     objects: dict = field(default_factory=dict)  # name -> sympy matrix
+    #: inverse-Wishart letters: name -> (n, p, Gaussian source) for V = W^{-1}, W ~ Wishart_p(n, I)
+    inverse: dict = field(default_factory=dict)
 
     def add(self, mat: sp.MatrixSymbol) -> str:
         name = mat.name
         shape = tuple(sp.sympify(d) for d in mat.shape)
         if name in self.shapes and self.shapes[name] != shape:
             raise ValueError(f"matrix {name!r} appears with two shapes {self.shapes[name]} and {shape}")
+        if name in self.objects and self.objects[name] != mat:
+            kinds = sorted({type(o).__name__ for o in (mat, self.objects[name])})
+            raise ValueError(f"the name {name!r} is used by two different matrices ({' and '.join(kinds)})")
         self.shapes[name] = shape
         self.objects[name] = mat
         if isinstance(mat, GaussianMatrix):
             self.gaussian.add(name)
         return name
+
+    def add_opaque(self, expr: sp.MatrixExpr) -> str:
+        """A deterministic matrix expression kept whole as one letter (e.g. ``Inverse(M)``)."""
+        name = "\x01" + sp.srepr(expr)
+        self.shapes[name] = tuple(sp.sympify(d) for d in expr.shape)
+        self.objects[name] = expr
+        return name
+
+    def add_inverse_wishart(self, expr: sp.MatrixExpr, base: sp.MatrixExpr):
+        """The letter of ``expr = base^{-1}`` with ``base = c X^T X`` or ``c X X^T``; returns ``(name, c)``.
+
+        Raises :class:`NotAveragable` for any other random base.
+        """
+        coeff, mats = base.as_coeff_matrices() if isinstance(base, sp.MatMul) else (sp.S.One, [base])
+        x = mats[0].arg if len(mats) == 2 and isinstance(mats[0], sp.Transpose) else mats[0]
+        if not (len(mats) == 2 and isinstance(x, GaussianMatrix) and coeff != 0 and not _is_random(coeff)
+                and {mats[0], mats[1]} == {x, x.T}):
+            raise NotAveragable(
+                f"cannot average {expr}: the only random inverses the engine averages are (X^T X)^-1 and "
+                "(X X^T)^-1 of a Gaussian X (times a deterministic scalar)")
+        r, c = (sp.sympify(d) for d in x.shape)
+        gram_cols = isinstance(mats[0], sp.Transpose)  # X^T X (c x c) rather than X X^T (r x r)
+        name = f"\x01({x.name}^T {x.name})^-1" if gram_cols else f"\x01({x.name} {x.name}^T)^-1"
+        n, p = (r, c) if gram_cols else (c, r)
+        self.shapes[name] = (p, p)
+        self.objects[name] = sp.Inverse(x.T * x if gram_cols else x * x.T)
+        self.inverse[name] = (n, p, x)
+        return name, coeff
+
+    def check_inverses(self) -> None:
+        """Each inverse-Wishart letter must be independent of every other letter."""
+        sources = {}
+        for name, (_, _, x) in self.inverse.items():
+            if x.name in sources:
+                raise NotAveragable(
+                    f"(X^T X)^-1 and (X X^T)^-1 of the same X={x.name} are not independent; "
+                    "their joint moments are not derived")
+            sources[x.name] = name
+            if x.name in self.objects:
+                if self.objects[x.name] == x:
+                    raise NotAveragable(
+                        f"the Gaussian {x.name} appears both inside an inverse and elsewhere; the engine averages "
+                        f"an inverse Wishart only when its Gaussian appears nowhere else")
+                raise ValueError(f"the name {x.name!r} is used by two different matrices")
 
     def add_external(self, rows, cols) -> None:
         """Register ``E`` for a matrix result of shape ``rows x cols`` (E is ``cols x rows``)."""
@@ -74,6 +134,8 @@ class Alphabet:
         out = set()
         for r, c in self.shapes.values():
             out |= {r, c}
+        for n, p, _ in self.inverse.values():
+            out |= {n, p}
         return out
 
 
@@ -101,12 +163,44 @@ def _is_random(expr) -> bool:
     return isinstance(expr, sp.Basic) and bool(expr.atoms(sp.MatrixSymbol) or expr.has(sp.Trace))
 
 
+def _same(a, b) -> bool:
+    return sp.expand(sp.sympify(a) - sp.sympify(b)) == 0
+
+
+def _shape(m) -> str:
+    return f"{m.shape[0]} x {m.shape[1]}"
+
+
+def _check_shapes(expr) -> None:
+    """Raise ``ShapeError`` unless a product's factors / a sum's terms fit, or a power's base is square."""
+    if isinstance(expr, sp.MatMul):
+        mats = [a for a in expr.args if isinstance(a, sp.MatrixExpr)]
+        for a, b in zip(mats, mats[1:]):
+            if not _same(a.shape[1], b.shape[0]):
+                hint = ("; a 1 x 1 product (e.g. g.T*g) is not a scalar to SymPy: wrap it in Trace(...)"
+                        if 1 in (a.shape[1], b.shape[0]) else "")
+                raise ShapeError(f"non-conformable product in {expr}: {a} is {_shape(a)} but {b} is {_shape(b)}{hint}")
+    elif isinstance(expr, sp.MatAdd):
+        for a in expr.args[1:]:
+            if not (_same(a.shape[0], expr.args[0].shape[0]) and _same(a.shape[1], expr.args[0].shape[1])):
+                raise ShapeError(f"non-conformable sum in {expr}: {expr.args[0]} is {_shape(expr.args[0])} "
+                                 f"but {a} is {_shape(a)}")
+    elif isinstance(expr, sp.MatPow):
+        _check_square(expr.args[0], "power")
+
+
+def _check_square(m, what: str) -> None:
+    if not _same(m.shape[0], m.shape[1]):
+        raise ShapeError(f"{what} of a non-square matrix: {m} is {_shape(m)}")
+
+
 def _expand_matrix(expr, alphabet: Alphabet):
     """``expr`` (a matrix expression) as ``[(coeff, words_of_scalar_factors, open_word, dim)]``.
 
     ``open_word`` is a tuple of letters (empty for an identity of size ``dim``);
     ``words_of_scalar_factors`` collects traces that multiply the matrix.
     """
+    _check_shapes(expr)
     if isinstance(expr, sp.MatrixSymbol):
         alphabet.add(expr)
         return [(sp.S.One, (), ((expr.name, False),), expr.shape[0])]
@@ -130,21 +224,26 @@ def _expand_matrix(expr, alphabet: Alphabet):
             w = sum((pw for _, _, pw, _ in parts), ())
             out.append((c, s, w, expr.shape[0]))
         return out
-    if isinstance(expr, sp.MatPow):
+    if isinstance(expr, sp.MatPow):  # Inverse(B) is MatPow(B, -1)
         base, k = expr.args
-        if not (k.is_Integer and k >= 0):
-            raise NotAveragable(
-                f"cannot average the power {k} of a matrix: only non-negative integer powers are "
-                "expanded (inverses have their own rules: see symmaml.rmt.inverse_wishart_moment)"
-            )
+        if not k.is_Integer:
+            raise NotAveragable(f"cannot average the power {k} of a matrix: only integer powers are expanded: {expr}")
+        if k < 0:
+            if not has_gaussian(base):
+                return [(sp.S.One, (), ((alphabet.add_opaque(expr), False),), expr.shape[0])]
+            name, c = alphabet.add_inverse_wishart(expr, base)
+            return [(c**k, (), ((name, False),) * int(-k), expr.shape[0])]
         if k == 0:
             return [(sp.S.One, (), (), expr.shape[0])]
         return _expand_matrix(sp.MatMul(*([base] * int(k))), alphabet)
+    if not has_gaussian(expr):
+        return [(sp.S.One, (), ((alphabet.add_opaque(expr), False),), expr.shape[0])]
     raise NotAveragable(f"the engine cannot average {type(expr).__name__} objects: {expr}")
 
 
 def _trace_words(matrix_expr, alphabet: Alphabet):
     """``tr(matrix_expr)`` as ``[(coeff, words)]`` (an empty word contributes its dimension)."""
+    _check_square(matrix_expr, "trace")
     out = []
     for c, s, w, dim in _expand_matrix(matrix_expr, alphabet):
         if w:
@@ -175,8 +274,12 @@ def _expand_scalar(expr, alphabet: Alphabet):
     if isinstance(expr, sp.Pow):
         base, k = expr.args
         if not (k.is_Integer and k >= 0):
+            if not has_gaussian(expr):  # e.g. 1/tr(M) of a deterministic M: a coefficient
+                return [(expr, ())]
             raise NotAveragable(f"cannot average a random quantity to the power {k}: {expr}")
         return _expand_scalar(sp.Mul(*([base] * int(k)), evaluate=False), alphabet)
+    if not has_gaussian(expr):  # a deterministic function of deterministic matrices: a coefficient
+        return [(expr, ())]
     raise NotAveragable(f"the engine cannot average {type(expr).__name__} objects: {expr}")
 
 
@@ -192,6 +295,7 @@ def expand(expr, alphabet: Alphabet):
         raw = [(c, s + (w + ((EXTERNAL, False),),)) for c, s, w, _ in _expand_matrix(expr, alphabet)]
     else:
         raw = _expand_scalar(expr, alphabet)
+    alphabet.check_inverses()
     for c, words in raw:
         state = tuple(sorted(canonical(w) for w in words))
         terms[state] = terms.get(state, sp.S.Zero) + c
