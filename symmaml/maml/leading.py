@@ -11,7 +11,7 @@ import sympy as sp
 from ..derivation import Derivation
 from ..rmt import expect, expectation
 from ..rmt.wishart import expected_projection
-from ..symbols import dist0, m, n_v, p
+from ..symbols import alpha_t, dist0, m, n_v, p
 from .adaptation import ERROR, adaptation_average
 from .meta_training import OTHER_TASK, Z, e, identity_multiple, linearise, record_conditional
 from .model import omega0, w0
@@ -117,7 +117,8 @@ def derive_under_leading() -> tuple[sp.Expr, Derivation]:
     quad = u.T * S.I * S.I * u
     d.add(LEADING_ORDER_GRAM_UNDER, expect(quad), expect(u.T * u) / s_mean**2,
           note=r"$\mathbb{E}S = m\,\mathbb{E}[Z_1^{\top}Z_1]$, a multiple of $I_p$")
-    same = sp.factor(expectation(e1.T * z1 * z1.T * e1))
+    # a polynomial of degree 4 in alpha_t: shown by powers of alpha_t, coefficients factored
+    same = sp.collect(sp.expand(expectation(e1.T * z1 * z1.T * e1)), alpha_t, sp.factor)
     cross = expectation(e1.T * z1 * OTHER_TASK.Z.T * OTHER_TASK.query_residual(w0))
     d.add(WICK, expect(e1.T * z1 * z1.T * e1), same, lhs=sp.Symbol(r"\mathbb{E}\lVert Z_1^{\top}e_1\rVert^2"),
           note="fourth-order Wishart moments of the support design enter here")
