@@ -31,7 +31,7 @@ import numpy as np
 import sympy as sp
 
 from ..derivation import Derivation, Rule
-from ..symbols import LATEX_NAMES, PARAMETERS, SIZES, alpha_r, alpha_t, by_name, dist0, m, n_v, nu, p, sigma
+from ..symbols import LATEX_NAMES, PARAMETERS, alpha_r, alpha_t, by_name, dist0, m, n_v, nu, p, sigma
 from .adaptation import ERROR, adaptation_average
 from .result import Result
 from .rules import SUBSTITUTE
@@ -116,6 +116,10 @@ CONVEX_QUADRATIC = Rule(
     r"f(x) = a x^2 + b x + c,\ a > 0 \implies \arg\min f = -\frac{b}{2a},\ \min f = c - \frac{b^2}{4a}",
     reference="f'(x) = 2ax + b, f''(x) = 2a > 0",
 )
+VALUE_AT_OPTIMUM = Rule(
+    "value at the optimum",
+    r"\min_x f = f(x^\star)",
+)
 SIGN_OF_OPTIMUM = Rule(
     "sign of the optimum",
     r"\operatorname{sign}\frac{u}{v} = \operatorname{sign} u \cdot \operatorname{sign} v",
@@ -160,6 +164,11 @@ def _latex_name(x) -> str:
     return LATEX_NAMES.get(x, sp.latex(x))
 
 
+def _tex(expr) -> str:
+    """Inline LaTeX for notes, with the canonical symbol names."""
+    return sp.latex(expr, symbol_names=LATEX_NAMES)
+
+
 def _sorted_factors(expr):
     """``sp.factor_list`` of a rational expression, factors in a deterministic order."""
     num, den = sp.fraction(sp.together(expr))
@@ -192,8 +201,8 @@ class _Signs:
                     self._recorded.add(f)
                     square = a * (x + sp.factor(b / (2 * a)))**2 + sp.factor(-disc / (4 * a))
                     self.d.add(POSITIVE_QUADRATIC, f, square,
-                               note=(rf"leading coefficient ${sp.latex(a)} > 0$, discriminant "
-                                     rf"${sp.latex(disc)} < 0$: positive for every real ${_latex_name(x)}$"))
+                               note=(rf"leading coefficient ${_tex(a)} > 0$, discriminant "
+                                     rf"${_tex(disc)} < 0$: positive for every real ${_latex_name(x)}$"))
                 return True
         return False
 
@@ -244,7 +253,8 @@ class Certificate(NamedTuple):
     """What the certified minimisation established for one parameter set (exact rationals)."""
 
     argmin: float
-    bracket: tuple  # (lo, hi) Fractions with lo <= argmin <= hi (a single point if rational)
+    bracket: tuple  # exact (lo, hi) Fractions around the minimiser (lo == hi for a rational root); argmin is the
+    #                 float of its midpoint, so float(lo) <= argmin <= float(hi)
     minimum: float
     minimum_bracket: tuple  # enclosure of the minimal loss
     critical_points: tuple  # ((lo, hi), (value_lo, value_hi)) per real root of the stationarity polynomial
@@ -397,33 +407,6 @@ def _exact(name: str, value) -> Fraction:
     return Fraction(float(value)) if not isinstance(value, numbers.Integral) else Fraction(int(value))
 
 
-def _validate(params: dict, conditions, wrt: str, need: tuple) -> dict:
-    """Check one parameter set (scalars) and return exact rationals for ``need``."""
-    out = {}
-    for s in need:
-        name = s.name
-        if name not in params:
-            raise TypeError(f"missing parameter {name!r}")
-        v = params[name]
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
-            raise TypeError(f"{name} must be a real number, got {v!r} ({type(v).__name__})")
-        if s in SIZES:
-            if not isinstance(v, numbers.Integral):
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-            if v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        elif not math.isfinite(float(v)):
-            raise ValueError(f"{name} must be finite, got {v!r}")
-        elif s in (sigma, nu, dist0) and v < 0:
-            raise ValueError(f"{name} must be non-negative, got {v!r}")
-        out[name] = _exact(name, v)
-    subs = {by_name(k): sp.Rational(v.numerator, v.denominator) for k, v in out.items()}
-    for cond in conditions:
-        if cond.free_symbols <= set(subs) and not bool(cond.subs(subs)):
-            raise ValueError(f"parameters violate the condition {cond} of this result")
-    return out
-
-
 class CertifiedMinimiser:
     """Global minimisation of a rational function of one rate, per parameter set, certified.
 
@@ -434,13 +417,20 @@ class CertifiedMinimiser:
     at +-infinity.
     """
 
-    def __init__(self, expr, x, conditions=(), ignore=()):
-        self.x, self.conditions = x, tuple(conditions)
-        num, den = sp.fraction(sp.together(expr))
-        self.gens = tuple(s for s in PARAMETERS if s != x and (expr.has(s)))
-        self.need = tuple(s for s in PARAMETERS if s != x and s.name not in ignore)
-        self._num = [_monomials(c, self.gens) for c in sp.Poly(num, x).all_coeffs()]
-        self._den = [_monomials(c, self.gens) for c in sp.Poly(den, x).all_coeffs()]
+    def __init__(self, expr, x, conditions=(), ignore=(), name="optimum"):
+        self.expr, self.x, self.conditions, self.name = expr, x, tuple(conditions), name
+        self.ignore = tuple(ignore)
+        self.gens = tuple(s for s in PARAMETERS if s != x and expr.has(s))
+        self._tables = None
+        self._validator = None
+
+    def _coefficient_tables(self):
+        """``N``, ``D`` coefficient tables (built once, on first use: a second or two)."""
+        if self._tables is None:
+            num, den = sp.fraction(sp.together(self.expr))
+            self._tables = ([_monomials(c, self.gens) for c in sp.Poly(num, self.x).all_coeffs()],
+                            [_monomials(c, self.gens) for c in sp.Poly(den, self.x).all_coeffs()])
+        return self._tables
 
     def _coeffs(self, table, values):
         vals = [values[g.name] for g in self.gens]
@@ -456,16 +446,27 @@ class CertifiedMinimiser:
             out.append(acc)
         return _strip(out)
 
+    def validator(self):
+        """The exporter's input check (sizes, rates, scales, conditions) for this problem."""
+        if self._validator is None:
+            from ..export.numeric import numeric_function
+
+            self._validator = numeric_function(sp.S.Zero, conditions=self.conditions, ignore=self.ignore,
+                                               name=self.name)
+        return self._validator
+
     def certificate(self, params: dict) -> Certificate:
+        """Validate one parameter set (scalars) and minimise there."""
+        self.validator()(**params)
         params = dict(params)
         params.setdefault("dist0", 0.0)
-        values = _validate(params, self.conditions, self.x.name, self.need)
-        return self.solve_exact(values)
+        return self.solve_exact({s.name: _exact(s.name, params[s.name]) for s in self.gens})
 
     def solve_exact(self, values: dict) -> Certificate:
         """The certified minimum for exact rational ``values`` (no validation: sizes may be real)."""
         x = self.x
-        num, den = self._coeffs(self._num, values), self._coeffs(self._den, values)
+        tn, td = self._coefficient_tables()
+        num, den = self._coeffs(tn, values), self._coeffs(td, values)
         to_q = lambda cs: sp.Poly([sp.Rational(c.numerator, c.denominator) for c in cs], x, domain="QQ")
         N, D = to_q(num), to_q(den)
         if D.is_zero or D.count_roots() > 0:
@@ -516,51 +517,67 @@ class CertifiedMinimiser:
                            certified, sign, False)
 
     def vectorised(self, params: dict, convert):
-        """Apply the certified minimisation at every point of the broadcast scalar arguments."""
-        names = [s.name for s in self.need]
+        """The certified minimisation at every point of the broadcast arguments (a Python loop)."""
+        self.validator()(**params)  # validates arrays elementwise, raises naming the parameter
         params = dict(params)
         params.setdefault("dist0", 0.0)
-        missing = [n for n in names if n not in params]
-        if missing:
-            raise TypeError(f"missing parameter(s): {', '.join(missing)}")
-        unknown = set(params) - {s.name for s in PARAMETERS}
-        if unknown:
-            raise TypeError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
-        arrays = {n: np.asarray(params[n]) for n in names}
+        arrays = {s.name: np.asarray(params[s.name]) for s in self.gens}
         if all(a.ndim == 0 for a in arrays.values()):
-            return convert(self.certificate({n: params[n] for n in names}))
+            return convert(self.solve_exact({n: _exact(n, a.item()) for n, a in arrays.items()}))
         shape = np.broadcast_shapes(*(a.shape for a in arrays.values()))
         b = {n: np.broadcast_to(a, shape) for n, a in arrays.items()}
         out = np.empty(shape, dtype=object)
         for idx in np.ndindex(shape):
-            out[idx] = convert(self.certificate({n: b[n][idx].item() for n in names}))
+            out[idx] = convert(self.solve_exact({n: _exact(n, b[n][idx].item()) for n in b}))
         return out.astype(float) if out.size and isinstance(out.flat[0], float) else out
 
 
 # --------------------------------------------------------------------------- derivations
 
+@lru_cache(maxsize=None)
+def _test_average():
+    """The exact meta-test average in the placeholder :data:`ERROR` (computed once)."""
+    return adaptation_average(Derivation("scratch"))
+
+
+def _canonical_loss(loss: sp.Expr) -> sp.Expr:
+    """The loss as ``c0 + c1 E`` with each piece in SymPy's canonical factored form.
+
+    The engine's own form of the loss can depend on the hash seed (term grouping); this one
+    depends only on its value, so the documents written from it are byte-identical across runs."""
+    t = _test_average()
+    c1, c0 = sp.diff(t, ERROR), t.subs(ERROR, 0)
+    return sp.factor(c0) + sp.factor(c1) * sp.factor(sp.cancel((loss - c0) / c1))
+
+
 def _error_form(d: Derivation, loss: sp.Expr):
-    """Record ``L = c0 + c1 E`` with ``E = E|omega* - w0|^2`` read off ``loss``; return (T, E)."""
-    test_average = adaptation_average(Derivation("scratch"))
-    c1 = sp.diff(test_average, ERROR)
-    c0 = test_average.subs(ERROR, 0)
+    """Record ``L = c0 + c1 E`` with ``E = E|omega* - w0|^2`` read off ``loss``; return (T, E).
+
+    ``T`` is the exact meta-test average with the placeholder :data:`ERROR` for ``E``."""
+    t = _test_average()
+    c1, c0 = sp.factor(sp.diff(t, ERROR)), sp.factor(t.subs(ERROR, 0))
+    test_average = c0 + c1 * ERROR
     error = sp.factor(sp.cancel((loss - c0) / c1))
     if sp.cancel(test_average.subs(ERROR, error) - loss) != 0 or error.has(alpha_r):
         raise AssertionError("the loss is not the meta-test average at a meta-training error free of alpha_r")
-    d.add(ERROR_FORM, _LOSS, test_average, lhs=_LOSS,
-          note=r"the exact meta-test average, affine in $\lVert\omega^\star - w_0\rVert^2$")
-    d.add(ERROR_FORM, loss, error, lhs=ERROR,
-          note=r"solved from the loss; substituting back reproduces it exactly (checked)")
+    d.add(ERROR_FORM, None, test_average, lhs=_LOSS,
+          note=(r"the exact meta-test average, affine in the meta-training error; here "
+                r"$\lVert\omega^\star - w_0\rVert^2$ stands for its mean $E$"))
+    d.add(ERROR_FORM, sp.Mul(_LOSS - c0, 1 / c1, evaluate=False), error, lhs=ERROR,
+          note=r"solved from the derived loss; substituting back reproduces the loss exactly (checked)")
     return test_average, error
 
 
 def _error_nonnegative(d: Derivation, error, signs: _Signs) -> tuple:
-    """Certify E >= 0 term by term in (dist0, nu^2, sigma^2); return the scales E is positive in."""
-    terms = sp.collect(sp.expand(sp.cancel(error)), [dist0, nu**2, sigma**2], evaluate=False)
+    """Certify E >= 0 term by term in (dist0, nu^2, sigma^2).
+
+    Returns (certified, the scales E is certified positive in, E as that sum)."""
+    num, den = sp.fraction(error)
+    terms = sp.collect(sp.expand(num), [dist0, nu**2, sigma**2], evaluate=False)
     certified, scales = True, []
     pieces = []
     for key in sorted(terms, key=sp.default_sort_key):
-        coeff = sp.factor(terms[key])
+        coeff = sp.factor(terms[key]) / den
         sg = signs.sign(coeff) if key != 1 else None
         if key == 1 or sg is None or sg[0] < 0 or sg[1]:
             certified = False
@@ -572,7 +589,7 @@ def _error_nonnegative(d: Derivation, error, signs: _Signs) -> tuple:
         d.add(NONNEGATIVE_ERROR, error, decomposition, lhs=ERROR,
               note=(r"each coefficient of $\lVert\omega_0 - w_0\rVert^2$, $\nu^2$, $\sigma^2$ is certified "
                     r"positive above (regime, positive-definite quadratics); so $E \ge 0$, with $E > 0$ "
-                    r"unless all of " + ", ".join(f"${sp.latex(s)}$" for s in scales) + " vanish"))
+                    r"unless all of " + ", ".join(f"${_tex(s)}$" for s in scales) + " vanish"))
     else:
         d.add(NONNEGATIVE_ERROR, error, decomposition, lhs=ERROR,
               note=(r"not certified from the expanded coefficients (they are quartics in $\alpha_t$ of "
@@ -580,7 +597,7 @@ def _error_nonnegative(d: Derivation, error, signs: _Signs) -> tuple:
                     r"of $\mathbb{E}\lVert u\rVert^2/\lVert\mathbb{E}S\rVert^2$, a mean squared norm "
                     r"($\mathbb{E}\lVert Z_1^{\top}e_1\rVert^2$ plus $m-1$ times $\lVert\mathbb{E}Z_1^{\top}e_1\rVert^2$) "
                     r"over a positive square; also checked numerically by the tests"))
-    return certified, tuple(scales)
+    return certified, tuple(scales), decomposition
 
 
 def _header(loss: Result, wrt_sym, method_hint: str) -> Derivation:
@@ -591,24 +608,34 @@ def _header(loss: Result, wrt_sym, method_hint: str) -> Derivation:
         order=loss.derivation.order,
         regime=loss.regime,
         assumptions=tuple(loss.derivation.assumptions),
-        statement=rf"{name}^\star = \arg\min_{{{name}}} {_LOSS_LATEX}\ \ ({method_hint})",
+        statement=rf"${name}^\star = \arg\min_{{{name}}} {_LOSS_LATEX}$ ({method_hint}).",
     )
+
+
+def _tidy(expr):
+    """A rational expression with numerator and denominator collected in E, nu^2, sigma^2."""
+    keys = [ERROR, nu**2, sigma**2]
+    num, den = sp.fraction(sp.factor(expr))
+    return sp.collect(sp.expand(num), keys, sp.factor) / sp.collect(sp.expand(den), keys, sp.factor)
 
 
 def _optimal_alpha_r(loss: Result) -> Optimum:
     x = alpha_r
+    star = sp.Symbol(r"\alpha_r^\star")
     d = _header(loss, x, "closed form")
     L = loss.expr
-    d.add(LOSS, _LOSS, L, lhs=_LOSS, note=f"{loss.derivation.title} ({loss.order})")
+    d.add(LOSS, None, _canonical_loss(L), lhs=_LOSS,
+          note=f"{loss.derivation.title} ({loss.order}); written as $c_0 + c_1 E$ in factored form")
     signs = _Signs(d, loss.regime)
     T, E = _error_form(d, L)
     coeffs = sp.collect(sp.expand(T), x, evaluate=False)
     if set(coeffs) - {1, x, x**2}:
         raise AssertionError("the loss is not a quadratic in alpha_r")
-    a2, a1, a0 = (sp.collect(sp.factor(coeffs.get(k, 0)), ERROR) for k in (x**2, x, 1))
+    a2, a1, a0 = (_tidy(coeffs.get(k, 0)) for k in (x**2, x, 1))
     quad = a2 * x**2 + a1 * x + a0
-    d.add(CONVEX_QUADRATIC, T, quad, lhs=_LOSS, note=r"collected in $\alpha_r$: exactly quadratic (any $\omega^\star$)")
-    error_ok, scales = _error_nonnegative(d, E, signs)
+    d.add(CONVEX_QUADRATIC, T, quad, lhs=_LOSS,
+          note=r"collected in $\alpha_r$: exactly a quadratic, whatever the meta-trained $\omega^\star$")
+    error_ok, scales, E_sum = _error_nonnegative(d, E, signs)
     # a2 = positive combination of ERROR, nu^2, sigma^2 ; -a1 = positive multiple of (ERROR + nu^2)
     a2_parts = sp.collect(sp.expand(a2), [ERROR, nu**2, sigma**2], evaluate=False)
     a1_parts = sp.collect(sp.expand(-a1), [ERROR, nu**2, sigma**2], evaluate=False)
@@ -616,39 +643,41 @@ def _optimal_alpha_r(loss: Result) -> Optimum:
         signs.sign(v) == (1, []) for v in list(a2_parts.values()) + list(a1_parts.values())
     ):
         raise AssertionError("unexpected coefficients of the alpha_r quadratic")
-    d.add(CONVEX_QUADRATIC, sp.Symbol(r"\frac{\partial^2 \overline{\mathcal{L}}}{\partial\alpha_r^2}"), 2 * a2,
-          note=(r"every coefficient of $\lVert\omega^\star - w_0\rVert^2$, $\nu^2$, $\sigma^2$ is positive and "
-                r"$\lVert\omega^\star - w_0\rVert^2 \ge 0$: convex, strictly unless "
+    d.add(CONVEX_QUADRATIC, None, 2 * a2, lhs=sp.Symbol(r"\partial^2_{\alpha_r}" + _LOSS_LATEX),
+          note=(r"the coefficients of $\lVert\omega^\star - w_0\rVert^2$, $\nu^2$, $\sigma^2$ are positive and "
+                r"$\lVert\omega^\star - w_0\rVert^2 \ge 0$: convex in $\alpha_r$, strictly unless "
                 r"$\sigma = \nu = \lVert\omega^\star - w_0\rVert^2 = 0$ (then the loss is constant)"))
-    dL = sp.collect(sp.expand(sp.diff(quad, x)), x)
-    d.add(DIFFERENTIATE, sp.Derivative(_LOSS, x), dL)
-    opt_error_form = sp.factor(-a1 / (2 * a2))
-    d.add(STATIONARITY, sp.Eq(dL, 0), sp.Eq(x, opt_error_form), lhs=None,
-          note="the unique stationary point of a strictly convex quadratic is its global minimiser")
+    dL = sp.diff(quad, x)
+    d.add(DIFFERENTIATE, None, dL, lhs=sp.Derivative(_LOSS, x))
+    opt_error_form = _tidy(-a1 / (2 * a2))
+    d.add(STATIONARITY, None, opt_error_form, lhs=star,
+          note=(r"the unique root of $\partial_{\alpha_r}\overline{\mathcal{L}} = 0$; the stationary point of a "
+                r"strictly convex quadratic is its global minimiser"))
     num, den = sp.fraction(opt_error_form)
     sn, sd = signs.sign(num), signs.sign(den)
     if sn is None or sd is None or sn[0] * sd[0] < 0:
         raise AssertionError("could not certify the sign of alpha_r*")
-    d.add(SIGN_OF_OPTIMUM, opt_error_form, sp.StrictGreaterThan(opt_error_form, 0),
-          lhs=sp.Symbol(r"\alpha_r^\star"),
+    d.add(SIGN_OF_OPTIMUM, None, sp.StrictGreaterThan(star, 0, evaluate=False),
           note=(r"numerator and denominator are positive combinations of "
                 r"$\lVert\omega^\star - w_0\rVert^2 \ge 0$, $\nu^2$, $\sigma^2$: "
                 r"$\alpha_r^\star > 0$ whenever $\nu^2 + \mathbb{E}\lVert\omega^\star - w_0\rVert^2 > 0$"
                 + ("" if error_ok else r" (here $E \ge 0$ by construction, see above)")))
-    expr = sp.factor(opt_error_form.subs(ERROR, E))
-    d.add(SUBSTITUTE, opt_error_form, expr, lhs=sp.Symbol(r"\alpha_r^\star"))
-    min_error_form = sp.factor(a0 - a1**2 / (4 * a2))
-    d.add(CONVEX_QUADRATIC, sp.Symbol(r"\min_{\alpha_r}" + _LOSS_LATEX), min_error_form,
-          lhs=sp.Symbol(r"\min_{\alpha_r}" + _LOSS_LATEX))
-    minimum = sp.factor(sp.cancel(min_error_form.subs(ERROR, E)))
+    expr = opt_error_form.subs(ERROR, E_sum)
+    d.add(SUBSTITUTE, opt_error_form, expr, lhs=star,
+          note=r"with $E = \mathbb{E}\lVert\omega^\star - w_0\rVert^2$ as decomposed above")
+    min_error_form = a0 - _tidy(a1**2 / (4 * a2))
+    d.add(CONVEX_QUADRATIC, None, min_error_form, lhs=sp.Symbol(r"\min_{\alpha_r}" + _LOSS_LATEX),
+          note=r"$c - b^2/(4a)$")
+    minimum = min_error_form.subs(ERROR, E_sum)
     d.result = expr
-    # when is E + nu^2 > 0? the scales E is certified positive in, plus nu
+    # when is E + nu^2 > 0? nu > 0, or a scale E is certified positive in
     pos_scales = {nu**2} | set(scales) if error_ok else {nu**2, sigma**2}
     positivity = sp.StrictGreaterThan(sp.Add(*sorted(pos_scales, key=sp.default_sort_key)), 0)
     return Optimum(expr=expr, derivation=d, regime=loss.regime, order=loss.order,
                    conditions=tuple(loss.conditions) + (positivity,), name="optimal alpha_r",
                    ignored=("alpha_r",), wrt="alpha_r", method="closed form", minimum=minimum, loss=loss,
-                   solver=CertifiedMinimiser(L, x, tuple(loss.conditions) + (positivity,), ignore=("alpha_r",)))
+                   solver=CertifiedMinimiser(L, x, tuple(loss.conditions) + (positivity,), ignore=("alpha_r",),
+                                            name=f"optimal alpha_r ({loss.regime}, {loss.order})"))
 
 
 def _optimal_alpha_t(loss: Result, method: str) -> Optimum:
@@ -656,43 +685,47 @@ def _optimal_alpha_t(loss: Result, method: str) -> Optimum:
     L = loss.expr
     if not L.has(x):
         raise ValueError("the loss does not depend on alpha_t")
-    d = _header(loss, x, "closed form or certified numeric")
-    d.add(LOSS, _LOSS, L, lhs=_LOSS, note=f"{loss.derivation.title} ({loss.order})")
+    d = _header(loss, x, "closed form")
+    d.add(LOSS, None, _canonical_loss(L), lhs=_LOSS,
+          note=f"{loss.derivation.title} ({loss.order}); written as $c_0 + c_1 E$ in factored form")
     signs = _Signs(d, loss.regime)
     dL = sp.factor(sp.diff(L, x))
     coeff, factors = _sorted_factors(dL)
     q_factors = [(f, k) for f, k in factors if f.has(x) and k > 0]
     rest = coeff * sp.Mul(*[f**k for f, k in factors if not (f.has(x) and k > 0)])
     q = sp.expand(sp.Mul(*[f**k for f, k in q_factors]))
-    absent = [s.name for s in PARAMETERS if s != x and L.has(s) and not q.has(s)]
-    d.add(DIFFERENTIATE, sp.Derivative(_LOSS, x), dL, lhs=sp.Derivative(_LOSS, x),
-          note=("factored by SymPy; the factor $q(\\alpha_t)$ carrying the roots involves only "
-                + ", ".join(f"${_latex_name(s)}$" for s in PARAMETERS if q.has(s) and s != x)
-                + (": the optimum does not depend on " + ", ".join(f"${_latex_name(by_name(n))}$" for n in absent)
-                   if absent else "")))
+    absent = [s for s in PARAMETERS if s != x and L.has(s) and not q.has(s)]
+    gone = [s for s in PARAMETERS if s != x and L.has(s) and not dL.has(s)]
+    names = lambda syms: ", ".join(f"${_latex_name(s)}$" for s in syms)
+    d.add(DIFFERENTIATE, None, dL, lhs=sp.Derivative(_LOSS, x),
+          note=("factored by SymPy"
+                + (f"; the derivative does not contain {names(gone)} (checked in the expression)" if gone else "")
+                + "; the factor $q(\\alpha_t)$ carrying the roots involves only "
+                + names([s for s in PARAMETERS if q.has(s) and s != x])
+                + (f": the optimum does not depend on {names(absent)}" if absent else "")))
     sg = signs.sign(rest)
     if sg is None:
         raise AssertionError(f"could not certify the sign of the factors {rest}")
     s, vanishing = sg
     qsym = sp.Function("q")(x)
-    d.add(SIGN_OF_FACTORS, dL, s * qsym, lhs=sp.Symbol(r"\operatorname{sign}\partial_{\alpha_t}" + _LOSS_LATEX),
-          note=(rf"$q(\alpha_t) = {sp.latex(q)}$; the other factors are positive"
-                + (", except " + ", ".join(f"${sp.latex(v)}$" for v in vanishing)
+    d.add(SIGN_OF_FACTORS, None, s * sp.sign(qsym), lhs=sp.Symbol(r"\operatorname{sign}\partial_{\alpha_t}" + _LOSS_LATEX),
+          note=(r"$q(\alpha_t)$ is the factor carrying the roots (next step); the other factors are positive"
+                + (", except " + ", ".join(f"${_tex(v)}$" for v in vanishing)
                    + r" $\ge 0$, which vanishes only at the edge of the parameter space (then the loss does "
                      r"not depend on $\alpha_t$ and every $\alpha_t$ is optimal)" if vanishing else "")))
-    d.add(STATIONARITY, sp.Eq(sp.Derivative(_LOSS, x), 0), sp.Eq(q, 0))
+    d.add(STATIONARITY, sp.Eq(q, 0), None, note=r"the stationary points of the loss are the real roots of $q$")
     poly = sp.Poly(q, x)
     deg = poly.degree()
     lim_minus, lim_plus = _limits_at_infinity(L, x)
     d.add(LIMITS, sp.Limit(_LOSS, x, sp.oo), lim_plus, lhs=sp.Symbol(_LOSS_LATEX + r"(\pm\infty)"),
           note=("equal limits at $+\\infty$ and $-\\infty$ (checked)" if sp.cancel(lim_plus - lim_minus) == 0
-                else rf"at $-\infty$: ${sp.latex(lim_minus)}$"))
+                else rf"at $-\infty$: ${_tex(lim_minus)}$"))
     equal_limits = sp.cancel(lim_plus - lim_minus) == 0
     at_zero = sp.factor(dL.subs(x, 0))
     zsign = signs.sign(at_zero)
     if zsign is not None and zsign[0] > 0:
         d.add(FIRST_ORDER_IMPROVEMENT, sp.Subs(sp.Derivative(_LOSS, x), x, 0), at_zero,
-              note=(r"positive" + (" unless " + ", ".join(f"${sp.latex(v)} = 0$" for v in zsign[1]) if zsign[1] else "")
+              note=(r"positive" + (" unless " + ", ".join(f"${_tex(v)} = 0$" for v in zsign[1]) if zsign[1] else "")
                     + r": a small negative $\alpha_t$ beats $\alpha_t = 0$, so $\alpha_t = 0$ is never optimal"))
     closed = None
     if method != "certified numeric" and deg == 2 and equal_limits:
@@ -703,8 +736,10 @@ def _optimal_alpha_t(loss: Result, method: str) -> Optimum:
         return Optimum(expr=expr, derivation=d, regime=loss.regime, order=loss.order,
                        conditions=tuple(loss.conditions), name="optimal alpha_t", ignored=("alpha_t",),
                        wrt="alpha_t", method="closed form", minimum=minimum, loss=loss,
-                       solver=CertifiedMinimiser(L, x, tuple(loss.conditions), ignore=("alpha_t",)))
-    d.add(CERTIFIED_NUMERIC, sp.Eq(q, 0), ArgMin(L, x), lhs=sp.Symbol(r"\alpha_t^\star"),
+                       solver=CertifiedMinimiser(L, x, tuple(loss.conditions), ignore=("alpha_t",),
+                                            name=f"optimal alpha_t ({loss.regime}, {loss.order})"))
+    d.statement = d.statement.replace("(closed form)", "(certified numeric, per parameter set)")
+    d.add(CERTIFIED_NUMERIC, None, ArgMin(L, x), lhs=sp.Symbol(r"\alpha_t^\star"),
           note=(f"the stationarity polynomial has degree {deg} in $\\alpha_t$: no closed form is used; "
                 "per parameter set the real roots are isolated exactly and the loss compared at each "
                 "and at $\\pm\\infty$"))
@@ -713,7 +748,8 @@ def _optimal_alpha_t(loss: Result, method: str) -> Optimum:
     return Optimum(expr=expr, derivation=d, regime=loss.regime, order=loss.order,
                    conditions=tuple(loss.conditions), name="optimal alpha_t", ignored=("alpha_t",),
                    wrt="alpha_t", method="certified numeric", minimum=None, loss=loss,
-                   solver=CertifiedMinimiser(L, x, tuple(loss.conditions), ignore=("alpha_t",)))
+                   solver=CertifiedMinimiser(L, x, tuple(loss.conditions), ignore=("alpha_t",),
+                                            name=f"optimal alpha_t ({loss.regime}, {loss.order})"))
 
 
 def _limits_at_infinity(L, x):
@@ -744,40 +780,59 @@ def _quadratic_case(d, signs, L, poly, s, rest, q_factors):
     if not disc.is_positive:
         return None
     lo_sym, hi_sym = sp.Symbol(r"\alpha_t^{-}"), sp.Symbol(r"\alpha_t^{+}")
+    star = sp.Symbol(r"\alpha_t^\star")
     r_lo = (-b - sp.sqrt(disc)) / (2 * a)
     r_hi = (-b + sp.sqrt(disc)) / (2 * a)
-    d.add(QUADRATIC_FORMULA, sp.Eq(poly.as_expr(), 0), sp.Tuple(r_lo, r_hi), lhs=sp.Tuple(lo_sym, hi_sym),
-          note=rf"discriminant ${sp.latex(disc)} > 0$: two distinct real roots")
+    d.add(QUADRATIC_FORMULA, None, sp.Tuple(r_lo, r_hi), lhs=sp.Tuple(lo_sym, hi_sym),
+          note=rf"the roots of $q$; discriminant ${_tex(disc)} > 0$: two distinct real roots")
     product = sp.factor(c / a)
     if not product.is_negative:
         return None
-    d.add(VIETA, lo_sym * hi_sym, product, lhs=lo_sym * hi_sym,
+    d.add(VIETA, None, product, lhs=lo_sym * hi_sym,
           note=r"negative: the roots have opposite signs, $\alpha_t^{-} < 0 < \alpha_t^{+}$")
-    d.add(SIGN_CHART, s * sp.Function("q")(x), sp.Tuple(
-        sp.StrictLessThan(sp.Derivative(_LOSS, x), 0), sp.StrictGreaterThan(sp.Derivative(_LOSS, x), 0),
-        sp.StrictLessThan(sp.Derivative(_LOSS, x), 0)),
-        note=(r"on $(-\infty, \alpha_t^{-})$, $(\alpha_t^{-}, \alpha_t^{+})$, $(\alpha_t^{+}, \infty)$: "
-              r"$q > 0$ outside its roots and $< 0$ between them (leading coefficient "
-              rf"${sp.latex(a)} > 0$), and $s = -1$"))
+    inside = lambda lo, hi: sp.Contains(x, sp.Interval.open(lo, hi), evaluate=False)
+    chart = sp.Piecewise((-1, inside(-sp.oo, lo_sym)), (1, inside(lo_sym, hi_sym)), (-1, inside(hi_sym, sp.oo)))
+    d.add(SIGN_CHART, s * sp.sign(sp.Function("q")(x)), chart,
+          lhs=sp.Symbol(r"\operatorname{sign}\partial_{\alpha_t}" + _LOSS_LATEX),
+          note=(rf"$q$ has leading coefficient ${_tex(a)} > 0$: positive outside its roots, negative "
+                r"between them; times $s = -1$. The loss decreases on $(-\infty, \alpha_t^-)$, increases on "
+                r"$(\alpha_t^-, \alpha_t^+)$ and decreases on $(\alpha_t^+, \infty)$"))
     q_prime = sp.expand(sp.diff(poly.as_expr(), x).subs(x, r_lo))
-    rest_over_P = sp.factor(rest)
-    second = sp.Mul(rest_over_P.subs(x, lo_sym), q_prime, evaluate=False)
     if not (q_prime.is_negative and s == -1):
         return None
+    second = sp.Mul(sp.factor(rest).subs(x, lo_sym), q_prime, evaluate=False)
     d.add(SECOND_DERIVATIVE, sp.Subs(sp.Derivative(_LOSS, (x, 2)), x, lo_sym), second,
-          note=(rf"$q'(\alpha_t^-) = {sp.latex(q_prime)} < 0$ and the prefactor is negative: "
-                r"$\partial^2_{\alpha_t}\overline{\mathcal{L}} > 0$ at $\alpha_t^-$, a strict local minimum"))
-    d.add(GLOBAL_MINIMUM, sp.Tuple(lo_sym, hi_sym), sp.Eq(sp.Symbol(r"\alpha_t^\star"), lo_sym),
+          note=(rf"$q'(\alpha_t^-) = {_tex(q_prime)} < 0$ and the prefactor is negative: "
+                r"$\partial^2_{\alpha_t}\overline{\mathcal{L}} > 0$ at $\alpha_t^-$, a strict local minimum"
+                r" (for $\sigma > 0$)"))
+    d.add(GLOBAL_MINIMUM, None, lo_sym, lhs=star,
           note=(r"$\overline{\mathcal{L}}(\alpha_t^-) < \overline{\mathcal{L}}(-\infty) = \overline{\mathcal{L}}(+\infty) "
-                r"< \overline{\mathcal{L}}(\alpha_t)$ for $\alpha_t > \alpha_t^+$ (the loss decreases towards its limit "
-                r"there), and it increases on $(\alpha_t^-, \alpha_t^+]$: the global minimum is at $\alpha_t^- < 0$"))
+                r"< \overline{\mathcal{L}}(\alpha_t)$ for every $\alpha_t > \alpha_t^+$ (the loss decreases to its "
+                r"limit there), and the loss increases on $(\alpha_t^-, \alpha_t^+]$: the global minimum is at "
+                r"$\alpha_t^-$, unique when $\sigma > 0$ (for $\sigma = 0$ the loss is constant in $\alpha_t$ and "
+                r"$\alpha_t^-$ is one of its minimisers)"))
     expr = sp.simplify(r_lo)
-    d.add(SIGN_OF_OPTIMUM, sp.Symbol(r"\alpha_t^\star"), sp.StrictLessThan(expr, 0), lhs=None,
-          note=r"for every admissible parameter set (Vieta above); unique when $\sigma > 0$")
-    minimum = sp.factor(sp.radsimp(sp.together(L.subs(x, expr))))
-    d.add(SUBSTITUTE, sp.Subs(_LOSS, x, sp.Symbol(r"\alpha_t^\star")), minimum,
-          lhs=sp.Symbol(r"\min_{\alpha_t}" + _LOSS_LATEX))
+    d.add(QUADRATIC_FORMULA, lo_sym, expr, lhs=star)
+    d.add(SIGN_OF_OPTIMUM, None, sp.StrictLessThan(expr, 0, evaluate=False), lhs=None,
+          note=(r"for every admissible parameter set: $\alpha_t^-\alpha_t^+ < 0$ (Vieta, above); here also "
+                r"$-(n_t + 1) < 0$ and $\sqrt{\cdot} > 0$ in the numerator over $2p > 0$"))
+    minimum = _evaluate_at(L, x, expr)
+    d.add(VALUE_AT_OPTIMUM, sp.Subs(_LOSS, x, star), minimum, lhs=sp.Symbol(r"\min_{\alpha_t}" + _LOSS_LATEX),
+          note=r"each $\alpha_t$-dependent factor of the loss evaluated at $\alpha_t^\star$ and simplified (radicals rationalised)")
     return expr, minimum
+
+
+def _evaluate_at(expr, x, value):
+    """``expr`` at ``x = value``, simplifying each factor that depends on ``x`` on its own."""
+    if not expr.has(x):
+        return expr
+    if expr.is_Add:
+        return sp.Add(*[_evaluate_at(t, x, value) for t in expr.args])
+    if expr.is_Mul:
+        dep = sp.Mul(*[f for f in expr.args if f.has(x)])
+        rest = sp.Mul(*[f for f in expr.args if not f.has(x)])
+        return rest * sp.factor(sp.radsimp(sp.together(dep.subs(x, value))))
+    return sp.factor(sp.radsimp(sp.together(expr.subs(x, value))))
 
 
 # --------------------------------------------------------------------------- public API
@@ -825,6 +880,13 @@ def _cached(regime: str, wrt: str, order: str, method: str) -> Optimum:
     return optimal(average_test_loss(regime, order), wrt, method=method)
 
 
+@lru_cache(maxsize=None)
+def _numeric(regime: str, wrt: str, order: str, method: str, which: str):
+    """The (compiled once) numeric function of the optimum or of its loss."""
+    opt = _cached(regime, wrt, order, method)
+    return opt.numeric() if which == "argmin" else opt.loss.numeric()
+
+
 def optimize(regime: str, wrt: str, order: str = "leading", *, method: str = "auto", **params) -> dict:
     """Optimal ``wrt`` and the minimal average test loss at one parameter set (the CLI's function).
 
@@ -849,8 +911,8 @@ def optimize(regime: str, wrt: str, order: str = "leading", *, method: str = "au
     out = dict(regime=regime, order=order, wrt=name, method=opt.method,
                params={s.name: params[s.name] for s in PARAMETERS if s.name in params})
     if opt.method == "closed form":
-        argmin = float(opt.numeric()(**params))
-        minimum = float(opt.loss.numeric()(**params, **{name: argmin}))
+        argmin = float(_numeric(regime, name, order, method, "argmin")(**params))
+        minimum = float(_numeric(regime, name, order, method, "loss")(**params, **{name: argmin}))
         out.update(argmin=argmin, min=minimum, certified=True)
     else:
         cert = opt.certify(**params)

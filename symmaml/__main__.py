@@ -1,0 +1,7 @@
+"""``python -m symmaml``: the command line (see :mod:`symmaml.cli`)."""
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,412 @@
+"""Results as fast numeric functions that check their inputs (NumPy, mpmath, JAX).
+
+:func:`numeric_function` turns a SymPy expression in the canonical parameters into a
+callable of the keyword arguments ``p, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu,
+dist0`` (:data:`symmaml.symbols.PARAMETERS`).  Before evaluating it checks, vectorised over
+arrays, that sizes are positive integers, rates finite, scales finite and non-negative,
+and every condition of the result (e.g. ``p > m*n_v``) holds; a violation raises
+``ValueError`` with a one-line message naming the parameters.  A non-finite value after
+valid input also raises: the function never returns NaN silently.
+
+NumPy backend and speed.  For each pattern of which arguments are arrays (the rest are
+scalars) the expression is specialised once and cached: every maximal subexpression in the
+scalar arguments alone is evaluated once, in Python floats, and the array part is
+rewritten in Horner form in the array arguments (polynomial parts) before ``lambdify``
+with common-subexpression elimination.  On a grid of learning rates the function thus does
+about as many array operations as a hand-written formula (``benchmarks/bench_numeric.py``).
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+import sympy as sp
+from sympy.core.sorting import default_sort_key
+
+from ..symbols import PARAMETERS, RATES, SCALES, SIZES, m, n_v, p
+
+__all__ = ["numeric_function", "NumericFunction", "BACKENDS"]
+
+BACKENDS = ("numpy", "mpmath", "jax")
+_NAMES = tuple(s.name for s in PARAMETERS)
+_SIZE_NAMES = frozenset(s.name for s in SIZES)
+_RATE_NAMES = frozenset(s.name for s in RATES)
+_SCALE_NAMES = frozenset(s.name for s in SCALES)
+_DEFAULTS = {"dist0": 0.0}
+_REGIME_LABELS = (
+    (sp.StrictGreaterThan(p, m * n_v).canonical, "regime 'over'"),
+    (sp.StrictLessThan(p, m * n_v).canonical, "regime 'under'"),
+)
+
+
+def _requirement(name: str) -> str:
+    if name in _SIZE_NAMES:
+        return "a positive integer"
+    if name in _RATE_NAMES:
+        return "a finite real number"
+    return "a finite number >= 0"
+
+
+def _fmt(name: str, value) -> str:
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        return repr(value)
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    if name in _SIZE_NAMES and x.is_integer():
+        return str(int(x))
+    return repr(x) if math.isfinite(x) else str(x)
+
+
+def _bad(name: str, value, where: str = "") -> ValueError:
+    return ValueError(f"{name} must be {_requirement(name)}; got {_fmt(name, value)}{where}")
+
+
+def _relation_text(rel) -> str:
+    """``p > m*n_v``, ``alpha_t = 0``: a relation as a one-line message reads it."""
+    op = {"==": "=", "!=": "!="}.get(rel.rel_op, rel.rel_op)
+    return f"{sp.sstr(rel.lhs)} {op} {sp.sstr(rel.rhs)}"
+
+
+def _is_tracer(x) -> bool:
+    """A JAX tracer (under jax.grad/jit): its values cannot be inspected."""
+    return type(x).__module__.startswith("jax") and "Tracer" in type(x).__name__
+
+
+def _check_scalar(name: str, value) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        try:  # mpmath numbers and other real-like scalars
+            if isinstance(value, (bool, np.bool_, str, bytes)):
+                raise TypeError
+            x = float(value)
+        except (TypeError, ValueError):
+            raise _bad(name, value) from None
+    else:
+        x = float(value)
+    if name in _SIZE_NAMES:
+        if not (x.is_integer() and x > 0):
+            raise _bad(name, value)
+    elif not math.isfinite(x) or (name in _SCALE_NAMES and x < 0):
+        raise _bad(name, value)
+    return x
+
+
+def _check_array(name: str, value) -> np.ndarray:
+    a = np.asarray(value)
+    if a.dtype == bool or a.dtype.kind not in "iuf":
+        try:
+            if a.dtype == bool or a.dtype.kind in "USbc":
+                raise TypeError
+            a = a.astype(float)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be {_requirement(name)} (or an array of them); got {value!r}") from None
+    a = a.astype(float, copy=False)
+    if name in _SIZE_NAMES:
+        ok = (a > 0) & (a == np.floor(a))  # NaN and inf fail one of these
+    elif name in _SCALE_NAMES:
+        ok = np.isfinite(a) & (a >= 0)
+    else:
+        ok = np.isfinite(a)
+    if not ok.all():
+        idx = np.unravel_index(int(np.argmin(ok)), a.shape)
+        raise _bad(name, a[idx], f" (at index {tuple(int(i) for i in idx)})")
+    return a
+
+
+class _Specialiser:
+    """Rewrites an expression for one pattern of array arguments (see the module docstring)."""
+
+    def __init__(self, arrays: frozenset):
+        self.arrays = arrays
+        self.coeffs: list[sp.Expr] = []
+        self.index: dict = {}
+
+    def scalar(self, e) -> sp.Expr:
+        if e.is_number:
+            return e
+        key = e
+        if key not in self.index:
+            self.index[key] = sp.Symbol(f"_c{len(self.coeffs)}")
+            self.coeffs.append(e)
+        return self.index[key]
+
+    def gens(self, e):
+        return sorted(e.free_symbols & self.arrays, key=default_sort_key)
+
+    def horner(self, e, gens):
+        if not gens:
+            return self.scalar(e)
+        x, rest = gens[0], gens[1:]
+        coeffs = sp.Poly(e, x).all_coeffs()
+        out = None
+        for c in coeffs:
+            h = self.horner(sp.expand(c), [g for g in rest if g in c.free_symbols]) if c != 0 else sp.S.Zero
+            if out is None:
+                out = h
+            else:
+                prod = sp.Mul(out, x, evaluate=False)
+                out = prod if h == 0 else sp.Add(prod, h, evaluate=False)
+        return out
+
+    def rewrite(self, e) -> sp.Expr:
+        gens = self.gens(e)
+        if not gens:
+            return self.scalar(e)
+        if e.is_Atom:
+            return e
+        if e.is_Add:
+            try:
+                if sp.Poly(e, *gens).total_degree() >= 1:
+                    return self.horner(sp.expand(e), gens)
+            except sp.PolynomialError:
+                pass
+            fixed = [t for t in e.args if not (t.free_symbols & self.arrays)]
+            moving = [self.rewrite(t) for t in e.args if t.free_symbols & self.arrays]
+            parts = ([self.scalar(sp.Add(*fixed))] if fixed else []) + moving
+            return sp.Add(*parts, evaluate=False) if len(parts) > 1 else parts[0]
+        if e.is_Mul:
+            fixed = [f for f in e.args if not (f.free_symbols & self.arrays)]
+            moving = [self.rewrite(f) for f in e.args if f.free_symbols & self.arrays]
+            parts = ([self.scalar(sp.Mul(*fixed))] if fixed else []) + moving
+            return sp.Mul(*parts, evaluate=False) if len(parts) > 1 else parts[0]
+        if e.is_Pow:
+            base = self.rewrite(e.base)
+            exp = self.rewrite(e.exp) if e.exp.free_symbols & self.arrays else self.scalar(e.exp)
+            return sp.Pow(base, exp, evaluate=False)
+        return e.func(*[self.rewrite(a) for a in e.args])
+
+
+class NumericFunction:
+    """A validated numeric function of the canonical parameters (see :func:`numeric_function`).
+
+    Attributes: ``expr`` (the SymPy expression), ``backend``, ``signature``
+    (an :class:`inspect.Signature` of keyword-only parameters), ``conditions``, ``name``.
+    """
+
+    def __init__(self, expr, *, backend: str = "numpy", conditions=(), ignore=(), name: str = "",
+                 dps: int = 50, cse: bool = True):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+        self.expr = sp.sympify(expr)
+        self.backend = backend
+        self.name = name or "expression"
+        self.dps = int(dps)
+        self.cse = bool(cse)
+        self.conditions = tuple(sp.sympify(c) for c in conditions)
+        ignore = {getattr(s, "name", s) for s in ignore}
+        unknown = sorted(ignore - set(_NAMES))
+        if unknown:
+            raise ValueError(f"ignore: unknown parameter(s) {', '.join(unknown)}")
+        self.ignored = tuple(n for n in _NAMES if n in ignore)
+        extra = sorted((s.name for s in self.expr.free_symbols if s not in PARAMETERS))
+        for c in self.conditions:
+            extra += sorted(s.name for s in c.free_symbols if s not in PARAMETERS)
+        if extra:
+            raise ValueError(f"{self.name}: symbols that are not parameters: {', '.join(sorted(set(extra)))}")
+        self.used = tuple(s for s in PARAMETERS if s in self.expr.free_symbols)
+        self.checked = tuple(n for n in _NAMES if n not in self.ignored)
+        params = []
+        for n in _NAMES:
+            default = _DEFAULTS.get(n, None if n in self.ignored else inspect.Parameter.empty)
+            params.append(inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=default))
+        self.signature = inspect.Signature(params)
+        self.__signature__ = self.signature
+        self.__name__ = "numeric_function"
+        self.__doc__ = f"{self.name}: {self.expr}"
+        self._conditions = [self._compile_condition(c) for c in self.conditions]
+        self._cache: dict = {}
+        self._mp = None
+        self._jax = None
+        if backend == "jax":
+            self._jax_fn()  # fail early and clearly if jax is missing
+        elif backend == "mpmath":
+            self._mp_fn()
+
+    def __repr__(self) -> str:
+        return f"<NumericFunction {self.name!r} backend={self.backend!r}>"
+
+    # -- conditions -----------------------------------------------------------------
+    def _compile_condition(self, cond):
+        if not isinstance(cond, sp.core.relational.Relational):
+            raise ValueError(f"condition must be a SymPy relation in the parameters; got {cond!r}")
+        args = tuple(s for s in PARAMETERS if s in cond.free_symbols)
+        label = next((lab for c, lab in _REGIME_LABELS if cond.canonical == c), self.name)
+        return dict(cond=cond, args=args, label=label,
+                    scalar=sp.lambdify(args, cond, modules="math"),
+                    vector=sp.lambdify(args, cond, modules="numpy"),
+                    message=f"{label} requires {_relation_text(cond)}")
+
+    def _check_conditions(self, values: dict, shape) -> None:
+        for c in self._conditions:
+            if any(s.name not in values for s in c["args"]):
+                continue  # a traced (JAX) value: cannot be checked
+            xs = [values[s.name] for s in c["args"]]
+            if all(isinstance(x, float) for x in xs):
+                if not bool(c["scalar"](*xs)):
+                    got = ", ".join(f"{s.name}={_fmt(s.name, x)}" for s, x in zip(c["args"], xs))
+                    raise ValueError(f"{c['message']}; got {got}")
+                continue
+            ok = np.asarray(c["vector"](*xs), dtype=bool)
+            if not ok.all():
+                ok = np.broadcast_to(ok, np.broadcast_shapes(ok.shape, *(np.shape(x) for x in xs)))
+                idx = np.unravel_index(int(np.argmin(ok)), ok.shape)
+                got = ", ".join(f"{s.name}={_fmt(s.name, np.broadcast_to(x, ok.shape)[idx])}"
+                                for s, x in zip(c["args"], xs))
+                raise ValueError(f"{c['message']}; got {got}")
+
+    # -- arguments ------------------------------------------------------------------
+    def _bind(self, args, kwargs) -> dict:
+        if args:
+            raise TypeError(f"{self.name} takes keyword arguments only ({', '.join(_NAMES)}); "
+                            f"got {len(args)} positional")
+        unknown = sorted(set(kwargs) - set(_NAMES))
+        if unknown:
+            raise TypeError(f"{self.name} got unexpected keyword argument(s): {', '.join(unknown)} "
+                            f"(parameters: {', '.join(_NAMES)})")
+        missing = [n for n in self.checked if n not in kwargs and n not in _DEFAULTS]
+        if missing:
+            raise TypeError(f"{self.name} missing required keyword argument(s): {', '.join(missing)}")
+        return {n: kwargs.get(n, _DEFAULTS.get(n)) for n in self.checked}
+
+    def _validate(self, raw: dict, allow_arrays: bool = True):
+        values, shapes = {}, []
+        for n, v in raw.items():
+            if np.ndim(v) == 0 and not isinstance(v, np.ndarray):
+                values[n] = _check_scalar(n, v)
+            elif not allow_arrays:
+                raise ValueError(f"the {self.backend} backend takes scalar arguments; got an array for {n}")
+            else:
+                a = _check_array(n, v)
+                values[n] = float(a) if a.ndim == 0 else a
+                shapes.append(a.shape)
+        shape = np.broadcast_shapes(*shapes) if shapes else ()
+        self._check_conditions(values, shape)
+        return values, shape
+
+    def _nonfinite(self, values: dict, where=None) -> ValueError:
+        at = ", ".join(f"{n}={_fmt(n, v if where is None else np.broadcast_to(v, where[1])[where[0]])}"
+                       for n, v in values.items())
+        return ValueError(f"{self.name} is not finite at {at}")
+
+    # -- evaluation -----------------------------------------------------------------
+    def __call__(self, *args, **kwargs):
+        raw = self._bind(args, kwargs)
+        if self.backend == "mpmath":
+            return self._call_mpmath(raw)
+        if self.backend == "jax":
+            return self._call_jax(raw)
+        values, shape = self._validate(raw)
+        return self._call_numpy(values, shape)
+
+    def _specialised(self, arrays: tuple):
+        fn = self._cache.get(arrays)
+        if fn is None:
+            syms = frozenset(s for s in self.used if s.name in arrays)
+            spec = _Specialiser(syms)
+            body = spec.rewrite(self.expr)
+            array_args = [s for s in self.used if s in syms]
+            scalar_args = [s for s in self.used if s not in syms]
+            placeholders = [spec.index[c] for c in spec.coeffs]
+            coeff_fn = sp.lambdify(scalar_args, spec.coeffs, modules="math") if spec.coeffs else None
+            body_fn = sp.lambdify(array_args + placeholders, body, modules="numpy", cse=self.cse)
+            fn = (coeff_fn, body_fn, [s.name for s in array_args], [s.name for s in scalar_args])
+            self._cache[arrays] = fn
+        return fn
+
+    def _call_numpy(self, values: dict, shape):
+        arrays = tuple(s.name for s in self.used if isinstance(values[s.name], np.ndarray))
+        coeff_fn, body_fn, array_names, scalar_names = self._specialised(arrays)
+        try:
+            coeffs = coeff_fn(*(values[n] for n in scalar_names)) if coeff_fn else []
+        except (ZeroDivisionError, OverflowError, ValueError):
+            raise self._nonfinite(values) from None
+        with np.errstate(all="ignore"):
+            out = body_fn(*(values[n] for n in array_names), *coeffs)
+        if not shape:
+            out = float(out)
+            if not math.isfinite(out):
+                raise self._nonfinite(values)
+            return out
+        out = np.asarray(out, dtype=float)
+        if out.shape != shape:
+            out = np.broadcast_to(out, shape).copy()
+        if not np.isfinite(out).all():
+            idx = np.unravel_index(int(np.argmin(np.isfinite(out))), shape)
+            raise self._nonfinite(values, (idx, shape))
+        return out
+
+    def _mp_fn(self):
+        if self._mp is None:
+            self._mp = sp.lambdify(self.used, self.expr, modules="mpmath", cse=self.cse)
+        return self._mp
+
+    def _call_mpmath(self, raw: dict):
+        import mpmath
+
+        values, _ = self._validate(raw, allow_arrays=False)
+        fn = self._mp_fn()
+        with mpmath.workdps(self.dps):
+            args = [mpmath.mpf(raw[s.name]) if not isinstance(raw[s.name], (np.floating, np.integer))
+                    else mpmath.mpf(float(raw[s.name])) for s in self.used]
+            try:
+                out = fn(*args)
+            except ZeroDivisionError:
+                raise self._nonfinite(values) from None
+            out = +mpmath.mpf(out)
+            if not mpmath.isfinite(out):
+                raise self._nonfinite(values)
+        return out
+
+    def _jax_fn(self):
+        if self._jax is None:
+            try:
+                importlib.import_module("jax")
+            except ImportError:
+                raise ImportError("the 'jax' backend needs JAX: pip install 'symmaml[jax]' (or pip install jax)") from None
+            self._jax = sp.lambdify(self.used, self.expr, modules="jax", cse=self.cse)
+        return self._jax
+
+    def _call_jax(self, raw: dict):
+        import jax.numpy as jnp
+
+        fn = self._jax_fn()
+        concrete = {n: v for n, v in raw.items() if not _is_tracer(v)}  # traced values cannot be checked
+        values = self._validate({n: v if np.isscalar(v) else np.asarray(v) for n, v in concrete.items()})[0]
+        out = fn(*(raw[s.name] for s in self.used))
+        if not _is_tracer(out):
+            shape = np.broadcast_shapes(*(np.shape(raw[n]) for n in raw))
+            out = jnp.broadcast_to(jnp.asarray(out), shape)
+            if not bool(jnp.all(jnp.isfinite(out))):
+                raise self._nonfinite(values)
+        return out
+
+
+def numeric_function(expr, *, backend: str = "numpy", conditions=(), ignore=(), name: str = "",
+                     dps: int = 50, cse: bool = True, **options: Any) -> NumericFunction:
+    """A function of the keyword arguments ``p, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, dist0``.
+
+    All are required except ``dist0`` (default 0.0) and those in ``ignore`` (accepted and
+    ignored); a missing one raises ``TypeError`` naming it.  Inputs are validated first
+    (sizes positive integers -- integral floats such as 60.0 are fine -- rates finite, scales
+    finite and >= 0, every relation in ``conditions`` true elementwise): a violation raises a
+    one-line ``ValueError`` such as ``regime 'over' requires p > m*n_v; got p=6, m=3, n_v=2``.
+
+    ``backend``:
+
+    * ``'numpy'`` -- vectorised; array arguments broadcast; returns a float for scalar input;
+    * ``'mpmath'`` -- scalar arguments, evaluated at ``dps`` significant digits inside
+      ``mpmath.workdps``; returns an ``mpf``;
+    * ``'jax'`` -- ``jax.numpy``, so ``jax.grad`` works with respect to the rates and scales
+      (validation skips traced values); needs JAX installed.
+
+    The returned object has attributes ``expr``, ``backend`` and ``signature``.
+    """
+    if options:
+        raise TypeError(f"numeric_function got unexpected option(s): {', '.join(sorted(options))}")
+    return NumericFunction(expr, backend=backend, conditions=conditions, ignore=ignore, name=name,
+                           dps=dps, cse=cse)
