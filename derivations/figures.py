@@ -40,10 +40,10 @@ def panel(name: str, out: Path) -> None:
 
     best = grid[np.argmin(curve)]
     learning_curve_figure(
-        out / f"figure_{name}.png", grid, {f"theory, leading order ({regime}.)": curve},
+        out / f"figure_{name}.png", grid, {f"theory, leading order ({regime}parameterised)": curve},
         (xs, mean, se, f"simulation ({RUNS[name[0]]:,} runs/point, ±2 s.e.)"),
         xlabel=LABELS[scanned],
-        title=f"Figure {name}: " + ", ".join(f"{k}={v:g}" for k, v in {**fixed, **other}.items()),
+        title=f"Figure {name}\n" + ", ".join(f"{k}={v:g}" for k, v in {**fixed, **other}.items()),
         vlines=(0.0,),
     )
     write_table(out / f"figure_{name}.csv", [scanned, "theory_leading", "sim_mean", "sim_stderr", "rel_error"],

@@ -355,3 +355,15 @@ def test_break_lines_moves_a_long_denominator_out_of_the_fraction():
     text = " ".join(lines)
     assert r"\frac{1}{2 n_r}" in text and "^{-2}" in text
     assert all(visual_width(line) <= 36 for line in lines)
+
+
+def test_broken_product_keeps_parentheses_of_a_short_sum_factor():
+    """Regression: a short sum factor beside a long one must keep its parentheses."""
+    import sympy as sp
+
+    from symmaml.export.latex import break_lines
+    from symmaml.symbols import alpha_t, n_r, n_t, nu, p
+
+    long_sum = sum(sp.Symbol(f"x{i}") * alpha_t**i * n_t**i for i in range(12))
+    text = " ".join(break_lines(nu**2 * (n_r + p + 1) + (n_r + p + 1) * long_sum))
+    assert r"\left(n_r + p + 1\right) \Big(" in text

@@ -118,7 +118,7 @@ def test_result_api(regime):
     assert r.expr.free_symbols <= set(PARAMETERS)
     assert r.derivation.result == r.expr
     names = [s.rule.name for s in r.derivation]
-    assert "residual linear in omega" in names and "Gaussian average (Wick)" in names
+    assert "residual linear in $\\omega$" in names and "Gaussian average (Wick)" in names
     assert any(n.startswith("leading order") for n in names)
     assert r is average_test_loss(regime)  # cached
 

@@ -34,7 +34,7 @@ def learning_curve_figure(path, x, curves, points=None, *, xlabel, ylabel="avera
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=8)
     ax.legend(fontsize=8, frameon=False)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)

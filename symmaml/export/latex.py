@@ -408,7 +408,12 @@ class _Breaker:
                 blocks.append([lead.strip()])
         else:
             if short:
-                blocks.append([lead + self.tex(sp.Mul(*short))])
+                head = self.tex(sp.Mul(*short))
+                lone = short[0] if len(short) == 1 else None
+                if lone is not None and long_ and (
+                        isinstance(lone, sp.Add) or self.p._needs_mul_brackets(lone, first=True, last=False)):
+                    head = r"\left(%s\right)" % head  # a lone sum factor keeps its parentheses
+                blocks.append([lead + head])
             elif lead:
                 blocks.append([lead.strip()])
         used = visual_width(blocks[0][0]) + 0.5 if blocks else 0.0

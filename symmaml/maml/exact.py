@@ -23,20 +23,20 @@ __all__ = ["derive_over_exact", "SCHUR_COMPLEMENT", "ROTATION_SPLIT"]
 
 NO_INNER_LOOP = Rule(
     "no inner loop", r"\alpha_t = 0 \Rightarrow A_i = I,\ Z_i = X_v^{(i)}",
-    reference="multi-task pre-training: the design is Gaussian, G = ZZ^T is Wishart",
+    reference=r"multi-task pre-training: the design is Gaussian, $G = ZZ^{\top}$ is Wishart",
 )
 SCHUR_COMPLEMENT = Rule(
     "Schur complement",
     r"(G^{-1})_{ii} = \big(X_i (I - P_{-i}) X_i^{\top}\big)^{-1},\quad P_{-i} = X_{-i}^{\top}(X_{-i}X_{-i}^{\top})^{-1}X_{-i}",
     conditions=(r"G = XX^{\top} \text{ invertible}",),
-    reference="block inversion: (G^{-1})_{ii} = (G_{ii} - G_{i,-i}G_{-i,-i}^{-1}G_{-i,i})^{-1}",
+    reference=r"block inversion: $(G^{-1})_{ii} = (G_{ii} - G_{i,-i}G_{-i,-i}^{-1}G_{-i,i})^{-1}$",
 )
 ROTATION_SPLIT = Rule(
     "rotation to the other tasks' row space",
     r"X_i \overset{d}{=} [\,U\ \ V\,],\ U \in \mathbb{R}^{n_v\times(N-n_v)},\ V \in \mathbb{R}^{n_v\times(p-N+n_v)}"
     r"\text{ independent Gaussian};\ X_iP_{-i}X_i^{\top} = UU^{\top},\ X_i(I-P_{-i})X_i^{\top} = VV^{\top}",
     conditions=(r"X_i \text{ independent of } X_{-i}", r"\operatorname{rank} P_{-i} = N - n_v"),
-    reference="rotational invariance of X_i's Gaussian law, conditionally on X_{-i}",
+    reference=r"rotational invariance of the law of $X_i$, conditionally on $X_{-i}$",
 )
 
 

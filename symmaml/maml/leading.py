@@ -67,7 +67,7 @@ def over_error_decomposition(d: Derivation) -> sp.Expr:
           note=r"with $\delta_0 = \omega_0 - w_0$; the cross term vanishes: $(I - Z^{\top}G^{-1}Z)Z^{\top} = 0$")
     proj_mean = dist0 - expected_projection(N, p) * dist0
     d.add(PROJECTION, expect(_D0.T * _D0 - projection), proj_mean,
-          note=r"$\lVert\delta_0\rVert^2 = \mathrm{dist0}$")
+          note=r"$\lVert\delta_0\rVert^2 = \lVert\omega_0 - w_0\rVert^2$, the parameter dist0")
     d.add(TRACE_TRICK, noise, sp.Trace(G.I * e * e.T))
     return proj_mean
 

@@ -713,7 +713,8 @@ def _optimal_alpha_t(loss: Result, method: str) -> Optimum:
                 + (", except " + ", ".join(f"${_tex(v)}$" for v in vanishing)
                    + r" $\ge 0$, which vanishes only at the edge of the parameter space (then the loss does "
                      r"not depend on $\alpha_t$ and every $\alpha_t$ is optimal)" if vanishing else "")))
-    d.add(STATIONARITY, sp.Eq(q, 0), None, note=r"the stationary points of the loss are the real roots of $q$")
+    d.add(STATIONARITY, None, sp.collect(q, x, sp.factor), lhs=qsym,
+          note=r"collected in $\alpha_t$: the stationary points of the loss are the real roots of $q$")
     poly = sp.Poly(q, x)
     deg = poly.degree()
     lim_minus, lim_plus = _limits_at_infinity(L, x)

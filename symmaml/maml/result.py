@@ -50,8 +50,13 @@ class Result:
         """
         from ..export.numeric import numeric_function
 
-        return numeric_function(self.expr, backend=backend, conditions=self.conditions,
-                                ignore=self.ignored, name=f"{self.name} ({self.regime}, {self.order})", **options)
+        key = (backend, tuple(sorted(options.items())))
+        cache = self.__dict__.setdefault("_numeric_cache", {})  # building one costs up to a second
+        if key not in cache:
+            cache[key] = numeric_function(self.expr, backend=backend, conditions=self.conditions,
+                                          ignore=self.ignored, name=f"{self.name} ({self.regime}, {self.order})",
+                                          **options)
+        return cache[key]
 
     def _repr_latex_(self) -> str:
         from ..export.latex import expr_latex

@@ -12,15 +12,15 @@ DATA_MODEL = Rule(
     reference="shared/spec/model.md",
 )
 LINEAR_IN_OMEGA = Rule(
-    "residual linear in omega",
+    "residual linear in $\\omega$",
     r"r_i(\omega) = e_i - Z_i(\omega - w_0),\quad Z_i = X_v^{(i)}A_i,\ A_i = I - \tfrac{\alpha_t}{n_t}X_t^{(i)\top}X_t^{(i)}",
-    reference="checked by expanding r_i(omega) - r_i(w_0) + Z_i(omega - w_0) to zero",
+    reference=r"checked by expanding $r_i(\omega) - r_i(w_0) + Z_i(\omega - w_0)$ to zero",
 )
 MIN_DISTANCE_SOLUTION = Rule(
-    "minimiser closest to omega0",
+    "minimiser closest to $\\omega_0$",
     r"\omega^\star = \omega_0 + Z^{\top}(ZZ^{\top})^{-1}(b - Z\omega_0)",
     conditions=(r"p > m n_v", r"\operatorname{rank} Z = m n_v"),
-    reference="gradient descent from omega0 stays in omega0 + row(Z) and converges to the interpolating point there",
+    reference=r"gradient descent from $\omega_0$ stays in $\omega_0 + \mathrm{row}(Z)$ and converges to the interpolating point there",
 )
 NORMAL_EQUATIONS = Rule(
     "unique minimiser",
@@ -41,7 +41,7 @@ CONDITIONAL_AVERAGE = Rule(
     "average over task offsets and label noise",
     r"\mathbb{E}[e e^{\top}\mid X] = C = \operatorname{blockdiag}(C_1,\dots,C_m)",
     conditions=(r"g_i, z_i \text{ independent of the designs, zero mean}",),
-    reference="Wick contraction over g, z_t, z_v with the designs held fixed (symmaml.rmt)",
+    reference=r"Wick contraction over $g, z_t, z_v$ with the designs held fixed (symmaml.rmt)",
 )
 EXCHANGEABILITY = Rule(
     "exchangeable tasks",
@@ -52,19 +52,19 @@ LEADING_ORDER_GRAM_OVER = Rule(
     "leading order: Gram matrix by its mean",
     r"\mathbb{E}\operatorname{tr}(G^{-1}C) \approx \operatorname{tr}\big((\mathbb{E}G)^{-1}\,\mathbb{E}C\big),\quad G = ZZ^{\top}",
     conditions=(r"p > m n_v",),
-    reference="Bernacchia (ICLR 2021), leading order in 1/p: fluctuations of G dropped",
+    reference=r"Bernacchia (ICLR 2021), leading order in $1/p$: fluctuations of $G$ dropped",
 )
 LEADING_ORDER_GRAM_UNDER = Rule(
     "leading order: Gram matrix by its mean",
     r"\mathbb{E}[u^{\top}S^{-2}u] \approx \mathbb{E}[u^{\top}(\mathbb{E}S)^{-2}u],\quad S = Z^{\top}Z,\ u = Z^{\top}e",
     conditions=(r"p < m n_v",),
-    reference="Bernacchia (ICLR 2021), leading order in 1/p: fluctuations of S dropped",
+    reference=r"Bernacchia (ICLR 2021), leading order in $1/p$: fluctuations of $S$ dropped",
 )
 PROJECTION = Rule(
     "rotational invariance of the projection",
     r"\mathbb{E}[Z^{\top}(ZZ^{\top})^{-1}Z] = \tfrac{m n_v}{p} I_p",
     conditions=(r"p > m n_v", r"Z \overset{d}{=} ZO\ \forall O \in O(p)"),
-    reference="X_t, X_v -> X_t O, X_v O maps Z to ZO; the expectation commutes with rotations and has trace m n_v",
+    reference=r"$X_t, X_v \mapsto X_tO, X_vO$ maps $Z$ to $ZO$; the expectation commutes with rotations and has trace $m n_v$",
 )
 WICK = Rule(
     "Gaussian average (Wick)",
@@ -79,6 +79,6 @@ ADAPTATION = Rule(
 INDEPENDENCE = Rule(
     "independence of meta-training and meta-test",
     r"\mathbb{E}\,f(\omega^\star, D_r, w) = \mathbb{E}_{\omega^\star}\big[\mathbb{E}_{D_r, w} f\big]",
-    reference="omega* depends on the meta-training data only",
+    reference=r"$\omega^\star$ depends on the meta-training data only",
 )
 SUBSTITUTE = Rule("substitution", r"\text{insert the averaged meta-training error}")
