@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-__all__ = ["Rule", "Step", "Derivation"]
+__all__ = ["Rule", "Step", "Derivation", "Condition"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,21 @@ class Rule:
     statement: str
     conditions: tuple[str, ...] = ()
     reference: str = ""
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A condition on the parameters with a plain statement for error messages.
+
+    ``relation`` is a SymPy relation; ``text`` replaces it in messages when the relation itself
+    is too long to read (e.g. a positivity condition on a large polynomial).
+    """
+
+    relation: Any
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import numpy as np
 import sympy as sp
 from sympy.core.sorting import default_sort_key
 
+from ..derivation import Condition
 from ..symbols import PARAMETERS, RATES, SCALES, SIZES, m, n_v, p
 
 __all__ = ["numeric_function", "NumericFunction", "BACKENDS"]
@@ -197,7 +198,9 @@ class NumericFunction:
         self.name = name or "expression"
         self.dps = int(dps)
         self.cse = bool(cse)
-        self.conditions = tuple(sp.sympify(c) for c in conditions)
+        conditions = [c if isinstance(c, Condition) else Condition(sp.sympify(c), "") for c in conditions]
+        self.conditions = tuple(c.relation for c in conditions)
+        self._condition_texts = tuple(c.text for c in conditions)
         ignore = {getattr(s, "name", s) for s in ignore}
         unknown = sorted(ignore - set(_NAMES))
         if unknown:
@@ -218,7 +221,7 @@ class NumericFunction:
         self.__signature__ = self.signature
         self.__name__ = "numeric_function"
         self.__doc__ = f"{self.name}: {self.expr}"
-        self._conditions = [self._compile_condition(c) for c in self.conditions]
+        self._conditions = [self._compile_condition(c, t) for c, t in zip(self.conditions, self._condition_texts)]
         self._cache: dict = {}
         self._mp = None
         self._jax = None
@@ -231,7 +234,7 @@ class NumericFunction:
         return f"<NumericFunction {self.name!r} backend={self.backend!r}>"
 
     # -- conditions -----------------------------------------------------------------
-    def _compile_condition(self, cond):
+    def _compile_condition(self, cond, text: str = ""):
         if not isinstance(cond, sp.core.relational.Relational):
             raise ValueError(f"condition must be a SymPy relation in the parameters; got {cond!r}")
         args = tuple(s for s in PARAMETERS if s in cond.free_symbols)
@@ -239,7 +242,7 @@ class NumericFunction:
         return dict(cond=cond, args=args, label=label,
                     scalar=sp.lambdify(args, cond, modules="math"),
                     vector=sp.lambdify(args, cond, modules="numpy"),
-                    message=f"{label} requires {_relation_text(cond)}")
+                    message=f"{label} requires {text or _relation_text(cond)}")
 
     def _check_conditions(self, values: dict, shape) -> None:
         for c in self._conditions:

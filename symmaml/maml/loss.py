@@ -6,6 +6,8 @@ from functools import lru_cache
 import sympy as sp
 
 from ..symbols import alpha_t, m, n_v, p
+from ..derivation import Condition
+from .corrected import derive_over_corrected, validity_condition
 from .exact import derive_over_exact
 from .leading import derive_over_leading, derive_under_leading
 from .result import Result
@@ -17,10 +19,16 @@ REGIMES = ("over", "under")
 ORDERS = {
     "leading": {"over": derive_over_leading, "under": derive_under_leading},
     "exact": {"over": derive_over_exact},
+    "corrected": {"over": derive_over_corrected},
 }
 #: conditions beyond the regime: moment existence, and the slice where an exact result holds
 EXTRA_CONDITIONS = {
     ("exact", "over"): (sp.StrictGreaterThan(p, m * n_v + 1), sp.Eq(alpha_t, 0)),
+    ("corrected", "over"): (
+        sp.StrictGreaterThan(p, m * n_v + 1),
+        Condition(validity_condition(),
+                  "its matched-Wishart validity condition (it fails near p = m*n_v + 2 at large |alpha_t|)"),
+    ),
 }
 
 
