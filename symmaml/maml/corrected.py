@@ -163,13 +163,12 @@ def over_corrected_error(d: Derivation | None = None) -> sp.Expr:
     d.add(LINEAR_PROJECTION, sp.Symbol(r"\beta"), beta)
     per_task = sigma**2 * inv_h + beta * n_v + (e_trM - beta * tau) * inv_h
     noise = m * per_task
+    d.add(SUBSTITUTE, expect(sp.Symbol(r"\operatorname{tr}(G^{-1}C)")), sp.Symbol(r"m\big[\sigma^2\mathbb{E}\operatorname{tr}H^{-1} + \beta n_v + (\mathbb{E}\operatorname{tr}M - \beta\tau)\mathbb{E}\operatorname{tr}H^{-1}\big]"))
     # one fraction of factored polynomials: compact, and fast to specialise numerically
     num, den = sp.fraction(sp.together(noise))
     compact = sp.factor(num) / sp.factor(den)
     d.add(ALGEBRA, sp.Symbol(r"m\,(\ldots)"), compact, note="over a common denominator, numerator and denominator factored")
-    noise = compact
-    d.add(SUBSTITUTE, expect(sp.Symbol(r"\operatorname{tr}(G^{-1}C)")), sp.Symbol(r"m\big[\sigma^2\mathbb{E}\operatorname{tr}H^{-1} + \beta n_v + (\mathbb{E}\operatorname{tr}M - \beta\tau)\mathbb{E}\operatorname{tr}H^{-1}\big]"))
-    return noise
+    return compact
 
 
 def derive_over_corrected() -> tuple[sp.Expr, Derivation]:
