@@ -157,3 +157,27 @@ def test_over_exact_reduces_to_leading_for_large_p():
     # they agree at t -> 0 and differ at first order in t = 1/p
     assert sp.limit(ex - le, t, 0) == 0
     assert sp.limit((ex - le) / t, t, 0) != 0
+
+
+UNDER_EXACT_POINTS = [
+    dict(p=30, m=40, n_t=5, n_v=25, n_r=10, alpha_t=0.0, alpha_r=0.2, sigma=1.0, nu=1.0, dist0=0.0),
+    dict(p=10, m=5, n_t=5, n_v=4, n_r=10, alpha_t=0.0, alpha_r=0.0, sigma=1.0, nu=2.0, dist0=0.0),
+    dict(p=8, m=3, n_t=3, n_v=5, n_r=6, alpha_t=0.0, alpha_r=0.3, sigma=0.5, nu=1.5, dist0=0.7),
+]
+
+
+@pytest.mark.parametrize("params", UNDER_EXACT_POINTS)
+def test_under_exact_at_alpha_t_zero(params):
+    """Exact: within 4 standard errors of the simulation (no approximation term)."""
+    exact = _f(average_test_loss("under", "exact").expr)(*(params[s.name] for s in PARAMETERS))
+    res = sim.simulate(**params, runs=20000, seed=6)
+    assert abs(exact - res["mean"]) <= 4 * res["stderr"], (exact, res)
+
+
+def test_under_exact_single_task_is_the_task_variance():
+    """Independent check: with one task the meta-solution is w_1 + noise, so the variability term is nu^2."""
+    from symmaml.maml.adaptation import ERROR
+    expr = average_test_loss("under", "exact").expr
+    at_one = sp.simplify(expr.subs({m: 1, sigma: 0}))
+    expected = adaptation_average().subs(ERROR, nu**2).subs(sigma, 0)
+    assert sp.simplify(at_one - expected) == 0

@@ -95,6 +95,19 @@ def derive_over_leading() -> tuple[sp.Expr, Derivation]:
     return _finish(d, error_mean), d
 
 
+def under_error_decomposition(d: Derivation):
+    """``omega* - w0 = S^{-1} u`` with ``u = Z^T e`` (underparameterised); returns the symbol ``u``."""
+    omega_star = S.I * Z.T * _b
+    d.add(NORMAL_EQUATIONS, sp.Symbol(r"\arg\min_\omega \lVert b - Z\omega\rVert^2"), omega_star,
+          lhs=sp.Symbol(r"\omega^\star"))
+    err = (omega_star - w0).expand()
+    if sp.expand(err - S.I * Z.T * e) not in (0, sp.ZeroMatrix(p, 1)):
+        raise AssertionError(f"unexpected form of omega* - w0: {err}")
+    d.add(ALGEBRA, omega_star - w0, err, lhs=sp.Symbol(r"\omega^\star - w_0"),
+          note=r"$(Z^{\top}Z)^{-1}Z^{\top}Z = I$; write $u = Z^{\top}e = \sum_i Z_i^{\top}e_i$")
+    return sp.MatrixSymbol("u", p, 1)
+
+
 def derive_under_leading() -> tuple[sp.Expr, Derivation]:
     d = Derivation(
         "Average test loss of one-step MAML, underparameterised regime",
@@ -103,15 +116,7 @@ def derive_under_leading() -> tuple[sp.Expr, Derivation]:
         assumptions=(r"p < m n_v", r"\omega^\star = \text{the unique meta-loss minimiser}"),
     )
     z1, e1 = linearise(d)
-    omega_star = S.I * Z.T * _b
-    d.add(NORMAL_EQUATIONS, sp.Symbol(r"\arg\min_\omega \lVert b - Z\omega\rVert^2"), omega_star,
-          lhs=sp.Symbol(r"\omega^\star"))
-    err = (omega_star - w0).expand()
-    u = sp.MatrixSymbol("u", p, 1)
-    if sp.expand(err - S.I * Z.T * e) not in (0, sp.ZeroMatrix(p, 1)):
-        raise AssertionError(f"unexpected form of omega* - w0: {err}")
-    d.add(ALGEBRA, omega_star - w0, err, lhs=sp.Symbol(r"\omega^\star - w_0"),
-          note=r"$(Z^{\top}Z)^{-1}Z^{\top}Z = I$; write $u = Z^{\top}e = \sum_i Z_i^{\top}e_i$")
+    u = under_error_decomposition(d)
     s = _mean_gram_block(d, z1.T, z1, p, lhs=sp.Symbol(r"\mathbb{E}[Z_1^{\top}Z_1]"))
     s_mean = m * s
     quad = u.T * S.I * S.I * u

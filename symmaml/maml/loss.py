@@ -8,7 +8,7 @@ import sympy as sp
 from ..symbols import alpha_t, m, n_v, p
 from ..derivation import Condition
 from .corrected import derive_over_corrected, validity_condition
-from .exact import derive_over_exact
+from .exact import derive_over_exact, derive_under_exact
 from .leading import derive_over_leading, derive_under_leading
 from .result import Result
 
@@ -18,12 +18,13 @@ REGIMES = ("over", "under")
 #: the derivations by order and regime
 ORDERS = {
     "leading": {"over": derive_over_leading, "under": derive_under_leading},
-    "exact": {"over": derive_over_exact},
+    "exact": {"over": derive_over_exact, "under": derive_under_exact},
     "corrected": {"over": derive_over_corrected},
 }
 #: conditions beyond the regime: moment existence, and the slice where an exact result holds
 EXTRA_CONDITIONS = {
     ("exact", "over"): (sp.StrictGreaterThan(p, m * n_v + 1), sp.Eq(alpha_t, 0)),
+    ("exact", "under"): (sp.StrictLessThan(p, m * n_v - 1), sp.Eq(alpha_t, 0)),
     ("corrected", "over"): (
         sp.StrictGreaterThan(p, m * n_v + 1),
         Condition(validity_condition(),
