@@ -32,7 +32,7 @@ from ..rmt.wishart import wishart_trace_moment
 from ..symbols import alpha_t, m, n_t, n_v, nu, p, sigma
 from .leading import N, _finish, over_error_decomposition
 from .meta_training import linearise, record_conditional
-from .rules import ALGEBRA, SUBSTITUTE, WICK
+from .rules import ALGEBRA, SOLUTION_OVER, SUBSTITUTE, WICK
 
 __all__ = ["derive_over_corrected", "over_corrected_error", "LEAVE_ONE_TASK_OUT",
            "HAAR_PROJECTION_MOMENTS", "MATCHED_WISHART", "LINEAR_PROJECTION"]
@@ -176,7 +176,7 @@ def derive_over_corrected() -> tuple[sp.Expr, Derivation]:
         "Average test loss of one-step MAML, overparameterised regime, finite-size corrected",
         order="corrected (exact leave-one-task-out reduction; matched-Wishart resummation of the task's Gram block)",
         regime="over",
-        assumptions=(r"p > m n_v + 1", r"\omega^\star = \text{the meta-loss minimiser closest to } \omega_0"),
+        assumptions=(r"p > m n_v + 1", SOLUTION_OVER),
     )
     linearise(d)
     proj_mean = over_error_decomposition(d)

@@ -24,7 +24,7 @@ from .leading import N, _finish, over_error_decomposition, under_error_decomposi
 from ..rmt.conditional import conditional_expectation
 from .meta_training import OTHER_TASK, TASK, identity_multiple, linearise, record_conditional
 from .model import w0
-from .rules import SUBSTITUTE, WICK
+from .rules import SOLUTION_OVER, SOLUTION_UNDER, SUBSTITUTE, WICK
 
 __all__ = ["derive_over_exact", "derive_under_exact", "SCHUR_COMPLEMENT", "ROTATION_SPLIT",
            "SINGULAR_VECTORS", "HAAR_FOURTH_MOMENTS", "SCALE_INDEPENDENCE"]
@@ -54,7 +54,7 @@ def derive_over_exact() -> tuple[sp.Expr, Derivation]:
         order="exact (finite p, m, n_v)",
         regime="over",
         assumptions=(r"p > m n_v + 1", r"\alpha_t = 0",
-                     r"\omega^\star = \text{the meta-loss minimiser closest to } \omega_0"),
+                     SOLUTION_OVER),
     )
     z1, e1 = linearise(d)
     d.add(NO_INNER_LOOP, z1, z1.subs(alpha_t, 0).doit(), lhs=sp.Symbol("Z_1"))
@@ -121,7 +121,7 @@ def derive_under_exact() -> tuple[sp.Expr, Derivation]:
         "Average test loss of multi-task pre-training (alpha_t = 0), underparameterised regime",
         order="exact (finite p, m, n_v)",
         regime="under",
-        assumptions=(r"p < m n_v - 1", r"\alpha_t = 0", r"\omega^\star = \text{the unique meta-loss minimiser}"),
+        assumptions=(r"p < m n_v - 1", r"\alpha_t = 0", SOLUTION_UNDER),
     )
     z1, e1 = linearise(d)
     xv = z1.subs(alpha_t, 0).doit()

@@ -17,7 +17,8 @@ from .meta_training import OTHER_TASK, Z, e, identity_multiple, linearise, recor
 from .model import omega0, w0
 from .rules import (
     ALGEBRA, EXCHANGEABILITY, INDEPENDENCE, LEADING_ORDER_GRAM_OVER, LEADING_ORDER_GRAM_UNDER,
-    MIN_DISTANCE_SOLUTION, NORMAL_EQUATIONS, PROJECTION, SUBSTITUTE, TRACE_TRICK, WICK,
+    MIN_DISTANCE_SOLUTION, NORMAL_EQUATIONS, PROJECTION, SOLUTION_OVER, SOLUTION_UNDER, SUBSTITUTE, TRACE_TRICK,
+    WICK,
 )
 
 __all__ = ["derive_over_leading", "derive_under_leading"]
@@ -77,7 +78,7 @@ def derive_over_leading() -> tuple[sp.Expr, Derivation]:
         "Average test loss of one-step MAML, overparameterised regime",
         order="leading order in 1/p (Gram matrix replaced by its mean)",
         regime="over",
-        assumptions=(r"p > m n_v", r"\omega^\star = \text{the meta-loss minimiser closest to } \omega_0"),
+        assumptions=(r"p > m n_v", SOLUTION_OVER),
     )
     z1, e1 = linearise(d)
     proj_mean = over_error_decomposition(d)
@@ -113,7 +114,7 @@ def derive_under_leading() -> tuple[sp.Expr, Derivation]:
         "Average test loss of one-step MAML, underparameterised regime",
         order="leading order in 1/p (Gram matrix replaced by its mean)",
         regime="under",
-        assumptions=(r"p < m n_v", r"\omega^\star = \text{the unique meta-loss minimiser}"),
+        assumptions=(r"p < m n_v", SOLUTION_UNDER),
     )
     z1, e1 = linearise(d)
     u = under_error_decomposition(d)

@@ -82,3 +82,7 @@ INDEPENDENCE = Rule(
     reference=r"$\omega^\star$ depends on the meta-training data only",
 )
 SUBSTITUTE = Rule("substitution", r"\text{insert the averaged meta-training error}")
+
+#: the meta-training solution each regime assumes, as stated in the theorems
+SOLUTION_OVER = r"\omega^\star = \text{the meta-loss minimiser closest to } \omega_0"
+SOLUTION_UNDER = r"\omega^\star = \text{the unique meta-loss minimiser}"
