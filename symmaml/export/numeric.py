@@ -240,8 +240,9 @@ class NumericFunction:
         args = tuple(s for s in PARAMETERS if s in cond.free_symbols)
         label = next((lab for c, lab in _REGIME_LABELS if cond.canonical == c), self.name)
         return dict(cond=cond, args=args, label=label,
-                    scalar=sp.lambdify(args, cond, modules="math"),
-                    vector=sp.lambdify(args, cond, modules="numpy"),
+                    # CSE: a large condition (e.g. a validity polynomial) then costs about as much as the result
+                    scalar=sp.lambdify(args, cond, modules="math", cse=True),
+                    vector=sp.lambdify(args, cond, modules="numpy", cse=True),
                     message=f"{label} requires {text or _relation_text(cond)}")
 
     def _check_conditions(self, values: dict, shape) -> None:

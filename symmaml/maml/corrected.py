@@ -77,7 +77,8 @@ NOISE_COVARIANCE = Rule(
 )
 
 
-def _tr_a_moment(ks: tuple) -> sp.Expr:
+@lru_cache(maxsize=None)
+def tr_a_moment(ks: tuple) -> sp.Expr:
     """``E prod_j tr(A^{k_j})`` for A = I - (alpha_t/n_t) W, W ~ Wishart_p(n_t, I): a polynomial."""
     c = -alpha_t / n_t
     # prod_j sum_{l_j} binom(k_j, l_j) c^{l_j} tr(W^{l_j})   (tr W^0 = p)
@@ -99,7 +100,7 @@ def _tr_a_moment(ks: tuple) -> sp.Expr:
 @lru_cache(maxsize=None)
 def _a_moments():
     names = {(1,): "t1", (2,): "t2", (3,): "t3", (4,): "t4", (2, 1): "t21", (2, 2): "t22"}
-    return {v: _tr_a_moment(k) for k, v in names.items()}
+    return {v: tr_a_moment(k) for k, v in names.items()}
 
 
 def _den_h(tau, e_trB_sq, e_trB2):
@@ -120,8 +121,13 @@ def validity_condition():
     tau = r / p * mo["t2"]
     den = _den_h(tau, a * mo["t22"] + 2 * b * mo["t4"], a * mo["t4"] + b * (mo["t22"] + mo["t4"]))
     num, dd = sp.fraction(sp.together(den))
-    # dd is a positive monomial-type denominator (powers of p, n_t, p + 2, p - 1): sign is num's
-    return sp.StrictGreaterThan(sp.factor(num), 0)
+    # dd is a positive monomial-type denominator (powers of p, n_t, p + 2, p - 1): sign is num's.
+    # num is a quartic in alpha_t; stated in Horner form with factored coefficients (compact, and
+    # about 50x faster to check on arrays than the factored polynomial)
+    quartic = sp.Integer(0)
+    for coeff in sp.Poly(sp.expand(num), alpha_t).all_coeffs():
+        quartic = quartic * alpha_t + sp.factor(coeff)
+    return sp.StrictGreaterThan(quartic, 0)
 
 
 def over_corrected_error(d: Derivation | None = None) -> sp.Expr:
