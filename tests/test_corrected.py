@@ -1,4 +1,6 @@
-"""The finite-size corrected result (overparameterised): exact at alpha_t = 0, closer to simulation."""
+"""The finite-size corrected result (overparameterised): exact at alpha_t = 0, closer to simulation.
+
+The underparameterised corrected result is tested in test_corrected_under.py."""
 import numpy as np
 import pytest
 import sympy as sp
@@ -12,11 +14,6 @@ def test_reduces_to_exact_at_alpha_t_zero():
     corrected = average_test_loss("over", "corrected").expr
     exact = average_test_loss("over", "exact").expr
     assert sp.simplify(sp.together(corrected.subs(alpha_t, 0) - exact.subs(alpha_t, 0))) == 0
-
-
-def test_under_not_derived():
-    with pytest.raises(ValueError):
-        average_test_loss("under", "corrected")
 
 
 # seeded: Figure 2 and an m n_v / p = 0.3 setting with dist0 > 0; meta_test='analytic'

@@ -367,3 +367,35 @@ def test_broken_product_keeps_parentheses_of_a_short_sum_factor():
     long_sum = sum(sp.Symbol(f"x{i}") * alpha_t**i * n_t**i for i in range(12))
     text = " ".join(break_lines(nu**2 * (n_r + p + 1) + (n_r + p + 1) * long_sum))
     assert r"\left(n_r + p + 1\right) \Big(" in text
+
+
+def test_horner_products_survive_cse():
+    """Regression: unevaluated products such as (1*b)*b in the Horner form were mis-read by
+    sympy.cse (-2 b became -b**2).  Several array arguments exercise the multivariate Horner form."""
+    expr = 1 - 2 * alpha_t * alpha_r + alpha_t**2 * alpha_r**2 - sigma * alpha_r**2
+    f = numeric_function(expr, ignore=[s for s in PARAMETERS if s not in (alpha_t, alpha_r, sigma)])
+    a, b, s = np.linspace(-1, 2, 7), np.linspace(0.5, -1.5, 7), np.linspace(0.1, 2, 7)
+    assert np.allclose(f(alpha_t=a, alpha_r=b, sigma=s), 1 - 2 * a * b + a**2 * b**2 - s * b**2, rtol=1e-13)
+
+
+def test_definitions_are_evaluated_in_stages_and_agree_with_substitution():
+    u, w = sp.symbols(r"u \omega_1")  # names that are not Python identifiers are fine
+    defs = ((u, alpha_t**2 * p + sigma), (w, sp.sqrt(u) + m / u))
+    expr = w * alpha_r + u
+    full = expr.subs(w, defs[1][1]).subs(u, defs[0][1])
+    kw = dict(p=60, m=3, n_t=30, n_v=2, n_r=20, alpha_t=np.linspace(-2, 2, 9), alpha_r=0.2, sigma=1.0, nu=0.5)
+    staged = numeric_function(expr, definitions=defs)
+    direct = numeric_function(full)
+    assert np.allclose(staged(**kw), direct(**kw), rtol=1e-13)
+    assert abs(numeric_function(expr, definitions=defs, backend="mpmath")(**{**kw, "alpha_t": 0.3})
+               - direct(**{**kw, "alpha_t": 0.3})) < 1e-12
+    with pytest.raises(ValueError, match="not parameters"):
+        numeric_function(expr, definitions=defs[:1])
+
+
+def test_domain_sentence_is_added_to_the_non_finite_error():
+    expr = sp.Piecewise((alpha_t, alpha_t < 1), (sp.nan, True))
+    f = numeric_function(expr, domain="alpha_t < 1 only")
+    assert f(**{**dict(p=6, m=1, n_t=1, n_v=1, n_r=1, alpha_r=0.0, sigma=1.0, nu=1.0), "alpha_t": 0.5}) == 0.5
+    with pytest.raises(ValueError, match=r"outside its domain: alpha_t < 1 only"):
+        f(p=6, m=1, n_t=1, n_v=1, n_r=1, alpha_t=np.array([0.5, 2.0]), alpha_r=0.0, sigma=1.0, nu=1.0)

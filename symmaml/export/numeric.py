@@ -140,18 +140,44 @@ class _Specialiser:
         return sorted(e.free_symbols & self.arrays, key=default_sort_key)
 
     def horner(self, e, gens):
+        terms = self.terms(e, gens)
+        if terms is None:  # not a sum of monomials in gens as written: expand it
+            terms = {monom: coeff for monom, coeff in sp.Poly(sp.expand(e), *gens).terms()}
+        return self.horner_terms(terms, gens)
+
+    @staticmethod
+    def terms(e, gens):
+        """``{exponents: coefficient}`` if ``e`` is a sum of (scalar coefficient) x (monomial in
+        gens) as written, else None.  Coefficients are kept as they are (factored forms stay
+        factored): no expansion, which is what makes large stated polynomials cheap."""
+        out: dict = {}
+        for term in sp.Add.make_args(e):
+            coeff, dep = term.as_independent(*gens, as_Add=False)
+            powers = dep.as_powers_dict() if dep != 1 else {}
+            if any(g not in gens or not (k.is_Integer and k >= 0) for g, k in powers.items()):
+                return None
+            monom = tuple(int(powers.get(g, 0)) for g in gens)
+            out[monom] = out.get(monom, 0) + coeff
+        return out
+
+    def horner_terms(self, terms: dict, gens):
         if not gens:
-            return self.scalar(e)
+            return self.scalar(sp.Add(*terms.values()))
         x, rest = gens[0], gens[1:]
-        coeffs = sp.Poly(e, x).all_coeffs()
+        by_power: dict = {}
+        for monom, coeff in terms.items():
+            by_power.setdefault(monom[0], {})[monom[1:]] = coeff
         out = None
-        for c in coeffs:
-            h = self.horner(sp.expand(c), [g for g in rest if g in c.free_symbols]) if c != 0 else sp.S.Zero
+        for k in range(max(by_power), -1, -1):
+            sub = {mo: c for mo, c in by_power.get(k, {}).items() if c != 0}
+            h = self.horner_terms(sub, rest) if sub else sp.S.Zero
             if out is None:
                 out = h
             else:
-                prod = sp.Mul(out, x, evaluate=False)
-                out = prod if h == 0 else sp.Add(prod, h, evaluate=False)
+                # evaluated: out * x never distributes (x is a symbol), and unevaluated products
+                # such as (1*x)*x are mis-read by sympy.cse (it turned -2*b into -b**2)
+                prod = sp.Mul(out, x)
+                out = prod if h == 0 else sp.Add(prod, h)
         return out
 
     def rewrite(self, e) -> sp.Expr:
@@ -161,9 +187,12 @@ class _Specialiser:
         if e.is_Atom:
             return e
         if e.is_Add:
+            terms = self.terms(e, gens)
+            if terms is not None:
+                return self.horner_terms(terms, gens)
             try:
                 if sp.Poly(e, *gens).total_degree() >= 1:
-                    return self.horner(sp.expand(e), gens)
+                    return self.horner(e, gens)
             except sp.PolynomialError:
                 pass
             fixed = [t for t in e.args if not (t.free_symbols & self.arrays)]
@@ -179,7 +208,19 @@ class _Specialiser:
             base = self.rewrite(e.base)
             exp = self.rewrite(e.exp) if e.exp.free_symbols & self.arrays else self.scalar(e.exp)
             return sp.Pow(base, exp, evaluate=False)
+        if isinstance(e, sp.Piecewise):
+            return sp.Piecewise(*[(self.rewrite(x), self.condition(c)) for x, c in e.args], evaluate=False)
         return e.func(*[self.rewrite(a) for a in e.args])
+
+    def condition(self, c):
+        """A Piecewise condition: relations rewritten on both sides, logic kept."""
+        if c in (sp.true, sp.false):
+            return c
+        if isinstance(c, sp.core.relational.Relational):
+            return c.func(self.rewrite(c.lhs), self.rewrite(c.rhs), evaluate=False)
+        if isinstance(c, (sp.And, sp.Or, sp.Not)):
+            return c.func(*[self.condition(a) for a in c.args], evaluate=False)
+        raise TypeError(f"unsupported Piecewise condition {c}")
 
 
 class NumericFunction:
@@ -190,14 +231,20 @@ class NumericFunction:
     """
 
     def __init__(self, expr, *, backend: str = "numpy", conditions=(), ignore=(), name: str = "",
-                 dps: int = 50, cse: bool = True):
+                 dps: int = 50, cse: bool = True, definitions=(), domain: str = ""):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
         self.expr = sp.sympify(expr)
+        self.definitions = tuple((sym, sp.sympify(value)) for sym, value in definitions)
+        # evaluated under private names (a definition may be called \mu_0 for LaTeX)
+        self._rename = {sym: sp.Symbol(f"_d{i}") for i, (sym, _) in enumerate(self.definitions)}
+        self._defs = tuple((self._rename[sym], value.xreplace(self._rename)) for sym, value in self.definitions)
+        self._expr = self.expr.xreplace(self._rename)
         self.backend = backend
         self.name = name or "expression"
         self.dps = int(dps)
         self.cse = bool(cse)
+        self.domain = domain
         conditions = [c if isinstance(c, Condition) else Condition(sp.sympify(c), "") for c in conditions]
         self.conditions = tuple(c.relation for c in conditions)
         self._condition_texts = tuple(c.text for c in conditions)
@@ -206,12 +253,20 @@ class NumericFunction:
         if unknown:
             raise ValueError(f"ignore: unknown parameter(s) {', '.join(unknown)}")
         self.ignored = tuple(n for n in _NAMES if n in ignore)
-        extra = sorted((s.name for s in self.expr.free_symbols if s not in PARAMETERS))
+        known = set(PARAMETERS)
+        extra = []
+        for sym, value in self.definitions:
+            if sym in known:
+                raise ValueError(f"{self.name}: {sym} is defined twice, or is a parameter")
+            extra += sorted(s.name for s in value.free_symbols if s not in known)
+            known.add(sym)
+        extra += sorted((s.name for s in self.expr.free_symbols if s not in known))
         for c in self.conditions:
             extra += sorted(s.name for s in c.free_symbols if s not in PARAMETERS)
         if extra:
             raise ValueError(f"{self.name}: symbols that are not parameters: {', '.join(sorted(set(extra)))}")
-        self.used = tuple(s for s in PARAMETERS if s in self.expr.free_symbols)
+        everything = self.expr.free_symbols.union(*(v.free_symbols for _, v in self.definitions))
+        self.used = tuple(s for s in PARAMETERS if s in everything)
         self.checked = tuple(n for n in _NAMES if n not in self.ignored)
         params = []
         for n in _NAMES:
@@ -232,6 +287,26 @@ class NumericFunction:
 
     def __repr__(self) -> str:
         return f"<NumericFunction {self.name!r} backend={self.backend!r}>"
+
+    def _cse_with(self, defs):
+        """``lambdify``'s ``cse`` argument: the definitions first (in order), then optional CSE."""
+        defs = list(defs)
+        if not defs:
+            return self.cse
+
+        def cse(exprs):
+            if not self.cse:
+                return list(defs), exprs
+            names = sp.numbered_symbols("_x")
+            inner, values = [], []
+            for sym, value in defs:  # CSE inside each definition (e.g. powers shared by its terms)
+                reps, (reduced,) = sp.cse([value], symbols=names)
+                inner += reps + [(sym, reduced)]
+            single = not isinstance(exprs, (list, tuple))
+            reps, reduced = sp.cse([exprs] if single else list(exprs), symbols=names)
+            return inner + reps, (reduced[0] if single else reduced)
+
+        return cse
 
     # -- conditions -----------------------------------------------------------------
     def _compile_condition(self, cond, text: str = ""):
@@ -295,7 +370,8 @@ class NumericFunction:
     def _nonfinite(self, values: dict, where=None) -> ValueError:
         at = ", ".join(f"{n}={_fmt(n, v if where is None else np.broadcast_to(v, where[1])[where[0]])}"
                        for n, v in values.items())
-        return ValueError(f"{self.name} is not finite at {at}")
+        hint = f" (outside its domain: {self.domain})" if self.domain else ""
+        return ValueError(f"{self.name} is not finite at {at}{hint}")
 
     # -- evaluation -----------------------------------------------------------------
     def __call__(self, *args, **kwargs):
@@ -311,13 +387,22 @@ class NumericFunction:
         fn = self._cache.get(arrays)
         if fn is None:
             syms = frozenset(s for s in self.used if s.name in arrays)
-            spec = _Specialiser(syms)
-            body = spec.rewrite(self.expr)
+            # a definition is an array if it depends on one; the others are computed once, in floats
+            array_syms, scalar_defs = set(syms), []
+            for sym, value in self._defs:
+                if value.free_symbols & array_syms:
+                    array_syms.add(sym)
+                else:
+                    scalar_defs.append((sym, value))
+            spec = _Specialiser(frozenset(array_syms))
+            array_defs = [(sym, spec.rewrite(value)) for sym, value in self._defs if sym in array_syms]
+            body = spec.rewrite(self._expr)
             array_args = [s for s in self.used if s in syms]
             scalar_args = [s for s in self.used if s not in syms]
             placeholders = [spec.index[c] for c in spec.coeffs]
-            coeff_fn = sp.lambdify(scalar_args, spec.coeffs, modules="math") if spec.coeffs else None
-            body_fn = sp.lambdify(array_args + placeholders, body, modules="numpy", cse=self.cse)
+            coeff_fn = (sp.lambdify(scalar_args, spec.coeffs, modules="math", cse=self._cse_with(scalar_defs))
+                        if spec.coeffs else None)
+            body_fn = sp.lambdify(array_args + placeholders, body, modules="numpy", cse=self._cse_with(array_defs))
             fn = (coeff_fn, body_fn, [s.name for s in array_args], [s.name for s in scalar_args])
             self._cache[arrays] = fn
         return fn
@@ -346,7 +431,7 @@ class NumericFunction:
 
     def _mp_fn(self):
         if self._mp is None:
-            self._mp = sp.lambdify(self.used, self.expr, modules="mpmath", cse=self.cse)
+            self._mp = sp.lambdify(self.used, self._expr, modules="mpmath", cse=self._cse_with(self._defs))
         return self._mp
 
     def _call_mpmath(self, raw: dict):
@@ -372,7 +457,7 @@ class NumericFunction:
                 importlib.import_module("jax")
             except ImportError:
                 raise ImportError("the 'jax' backend needs JAX: pip install 'symmaml[jax]' (or pip install jax)") from None
-            self._jax = sp.lambdify(self.used, self.expr, modules="jax", cse=self.cse)
+            self._jax = sp.lambdify(self.used, self._expr, modules="jax", cse=self._cse_with(self._defs))
         return self._jax
 
     def _call_jax(self, raw: dict):
@@ -391,7 +476,8 @@ class NumericFunction:
 
 
 def numeric_function(expr, *, backend: str = "numpy", conditions=(), ignore=(), name: str = "",
-                     dps: int = 50, cse: bool = True, **options: Any) -> NumericFunction:
+                     dps: int = 50, cse: bool = True, definitions=(), domain: str = "",
+                     **options: Any) -> NumericFunction:
     """A function of the keyword arguments ``p, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, dist0``.
 
     All are required except ``dist0`` (default 0.0) and those in ``ignore`` (accepted and
@@ -408,9 +494,15 @@ def numeric_function(expr, *, backend: str = "numpy", conditions=(), ignore=(), 
     * ``'jax'`` -- ``jax.numpy``, so ``jax.grad`` works with respect to the rates and scales
       (validation skips traced values); needs JAX installed.
 
-    The returned object has attributes ``expr``, ``backend`` and ``signature``.
+    ``definitions``: ``((symbol, value), ...)`` in dependency order; ``expr`` and each value may use
+    the symbols defined before it (a result stated with named intermediate quantities is then
+    evaluated in stages, never expanded into one tree).  ``domain``: a sentence on where the
+    expression is defined, added to the error raised for a non-finite value (an expression may
+    encode its own domain by evaluating to NaN outside it, e.g. with ``Piecewise``).
+
+    The returned object has attributes ``expr``, ``definitions``, ``backend`` and ``signature``.
     """
     if options:
         raise TypeError(f"numeric_function got unexpected option(s): {', '.join(sorted(options))}")
     return NumericFunction(expr, backend=backend, conditions=conditions, ignore=ignore, name=name,
-                           dps=dps, cse=cse)
+                           dps=dps, cse=cse, definitions=definitions, domain=domain)

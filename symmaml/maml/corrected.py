@@ -81,19 +81,23 @@ NOISE_COVARIANCE = Rule(
 def tr_a_moment(ks: tuple) -> sp.Expr:
     """``E prod_j tr(A^{k_j})`` for A = I - (alpha_t/n_t) W, W ~ Wishart_p(n_t, I): a polynomial."""
     c = -alpha_t / n_t
-    # prod_j sum_{l_j} binom(k_j, l_j) c^{l_j} tr(W^{l_j})   (tr W^0 = p)
-    terms = [[(sp.binomial(k, l) * c**l, l) for l in range(k + 1)] for k in ks]
-    total = sp.S.Zero
+    # prod_j sum_{l_j} binom(k_j, l_j) c^{l_j} tr(W^{l_j})   (tr W^0 = p); terms grouped by the
+    # multiset of nonzero powers l_j, so each Wishart moment is multiplied in once
+    grouped: dict = {}
 
     def rec(j, coef, powers):
-        nonlocal total
-        if j == len(terms):
-            total += coef * wishart_trace_moment(tuple(powers), n_t, p)
+        if j == len(ks):
+            key = tuple(sorted(powers, reverse=True))
+            grouped[key] = grouped.get(key, 0) + coef
             return
-        for cf, l in terms[j]:
-            rec(j + 1, coef * cf, powers + [l])
+        for l in range(ks[j] + 1):
+            rec(j + 1, coef * int(sp.binomial(ks[j], l)) * (p if l == 0 else 1), powers + ([l] if l else []))
 
     rec(0, sp.S.One, [])
+    total = sp.S.Zero
+    for key in sorted(grouped, key=str):
+        moment = wishart_trace_moment(key, n_t, p) if key else sp.S.One
+        total += grouped[key] * c ** sum(key) * moment
     return sp.expand(total)
 
 

@@ -8,6 +8,7 @@ import sympy as sp
 from ..symbols import alpha_t, m, n_v, p
 from ..derivation import Condition
 from .corrected import derive_over_corrected, validity_condition
+from .corrected_under import derive_under_corrected
 from .exact import derive_over_exact, derive_under_exact
 from .leading import derive_over_leading, derive_under_leading
 from .result import Result
@@ -19,7 +20,7 @@ REGIMES = ("over", "under")
 ORDERS = {
     "leading": {"over": derive_over_leading, "under": derive_under_leading},
     "exact": {"over": derive_over_exact, "under": derive_under_exact},
-    "corrected": {"over": derive_over_corrected},
+    "corrected": {"over": derive_over_corrected, "under": derive_under_corrected},
 }
 #: conditions beyond the regime: moment existence, and the slice where an exact result holds
 EXTRA_CONDITIONS = {
@@ -52,7 +53,8 @@ def average_test_loss(regime: str, order: str = "leading") -> Result:
     derive = ORDERS[order].get(regime)
     if derive is None:
         raise ValueError(f"order {order!r} is not derived for regime {regime!r}")
-    expr, derivation = derive()
+    expr, derivation, *extra = derive()  # (definitions, domain): named intermediate quantities
+    definitions, domain = extra if extra else ((), "")
     return Result(expr=expr, derivation=derivation, regime=regime, order=order,
                   conditions=(regime_condition(regime),) + EXTRA_CONDITIONS.get((order, regime), ()),
-                  ignored=())
+                  ignored=(), definitions=definitions, domain=domain)

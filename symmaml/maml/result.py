@@ -26,6 +26,12 @@ class Result:
     conditions: tuple = ()
     name: str = "average test loss"
     ignored: tuple = field(default=())  # parameters the numeric function accepts but ignores
+    #: ``((symbol, value), ...)``: named intermediate quantities ``expr`` is stated with, in
+    #: dependency order (each value in the parameters and the symbols defined before it)
+    definitions: tuple = field(default=())
+    #: where ``expr`` is defined beyond ``conditions`` (it evaluates to NaN outside; the
+    #: numeric function then raises with this sentence)
+    domain: str = ""
 
     @property
     def parameters(self) -> tuple:
@@ -55,7 +61,7 @@ class Result:
         if key not in cache:
             cache[key] = numeric_function(self.expr, backend=backend, conditions=self.conditions,
                                           ignore=self.ignored, name=f"{self.name} ({self.regime}, {self.order})",
-                                          **options)
+                                          definitions=self.definitions, domain=self.domain, **options)
         return cache[key]
 
     def _repr_latex_(self) -> str:
