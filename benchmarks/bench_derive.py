@@ -27,9 +27,9 @@ def points(regime, order, n=10_000, seed=0):
     m_, n_v = rng.integers(1, 5, n), rng.integers(1, 4, n)
     if regime == "over":  # p >= m n_v + 10 (inside the corrected result's validity domain)
         p_ = m_ * n_v + rng.integers(10, 40, n)
-    else:  # p < m n_v
+    else:  # p < m n_v / 4 (inside the corrected result's domain)
         m_ = m_ * 20
-        p_ = rng.integers(5, 20, n)
+        p_ = np.minimum(rng.integers(5, 20, n), m_ * n_v // 4)
     alpha_t = np.zeros(n) if order == "exact" else rng.uniform(-0.5, 0.5, n)
     return dict(p=p_, m=m_, n_t=rng.integers(20, 40, n), n_v=n_v, n_r=rng.integers(5, 30, n),
                 alpha_t=alpha_t, alpha_r=rng.uniform(0, 0.4, n), sigma=rng.uniform(0.5, 1.5, n),

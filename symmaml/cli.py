@@ -142,15 +142,23 @@ def cmd_derive(args) -> int:
     if args.json:
         from .export.latex import expr_latex
 
-        print(json.dumps(dict(regime=r.regime, order=r.order, approximation=r.derivation.order,
-                              conditions=conditions, steps=len(r.derivation), expr=str(r.expr),
-                              latex=expr_latex(r.expr)), indent=2))
+        out = dict(regime=r.regime, order=r.order, approximation=r.derivation.order,
+                   conditions=conditions, steps=len(r.derivation), expr=str(r.expr), latex=expr_latex(r.expr))
+        if r.definitions:  # named intermediate quantities, in dependency order
+            out["definitions"] = [dict(name=str(s), expr=str(v)) for s, v in r.definitions]
+            out["domain"] = r.domain
+        print(json.dumps(out, indent=2))
     else:
         print(f"{r.name} ({r.regime}, {r.order})")
         print(f"regime: {r.regime}" + (f" ({', '.join(conditions)})" if conditions else ""))
         print(f"order: {r.order} ({r.derivation.order})")
         print(f"steps: {len(r.derivation)}")
         print(str(r.expr))
+        if r.definitions:
+            print("where (in this order):")
+            for sym, value in r.definitions:
+                print(f"  {sym} = {value}")
+            print(f"domain: {r.domain}")
     if args.latex:
         _write(args.latex, r.latex(standalone=True), "standalone LaTeX")
     if args.fragment:

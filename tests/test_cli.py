@@ -267,3 +267,13 @@ def test_negative_sweep_values_are_values_not_options(capsys):
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [(r["alpha_t"], r["alpha_r"]) for r in rows] == [("-2", "-0.1"), ("-1", "-0.1")]
+
+
+def test_derive_lists_named_quantities(capsys):
+    code, out, err = run(capsys, "derive", "under", "--order", "corrected", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    names = [d["name"] for d in data["definitions"]]
+    assert names.index("r") < names.index("r_2") < names.index("F") and "quadrature" in data["domain"]
+    code, out, err = run(capsys, "derive", "under", "--order", "corrected")
+    assert code == 0 and "where (in this order):" in out and "  r_2 = " in out

@@ -119,6 +119,10 @@ def _check_array(name: str, value) -> np.ndarray:
     return a
 
 
+_EXPAND_LIMIT = 400
+"""Largest expression (in operations) the specialiser expands to find its polynomial form."""
+
+
 class _Specialiser:
     """Rewrites an expression for one pattern of array arguments (see the module docstring)."""
 
@@ -190,11 +194,14 @@ class _Specialiser:
             terms = self.terms(e, gens)
             if terms is not None:
                 return self.horner_terms(terms, gens)
-            try:
-                if sp.Poly(e, *gens).total_degree() >= 1:
-                    return self.horner(e, gens)
-            except sp.PolynomialError:
-                pass
+            # a polynomial not written as a sum of monomials: expand it, unless that would
+            # multiply out large scalar coefficients (the generic split below is then cheaper)
+            if sp.count_ops(e) <= _EXPAND_LIMIT:
+                try:
+                    if sp.Poly(e, *gens).total_degree() >= 1:
+                        return self.horner(e, gens)
+                except sp.PolynomialError:
+                    pass
             fixed = [t for t in e.args if not (t.free_symbols & self.arrays)]
             moving = [self.rewrite(t) for t in e.args if t.free_symbols & self.arrays]
             parts = ([self.scalar(sp.Add(*fixed))] if fixed else []) + moving

@@ -26,6 +26,7 @@ from functools import lru_cache
 
 import sympy as sp
 
+from ..algebra import factor
 from ..derivation import Derivation, Rule
 from ..rmt import expect
 from ..rmt.wishart import wishart_trace_moment
@@ -130,7 +131,7 @@ def validity_condition():
     # about 50x faster to check on arrays than the factored polynomial)
     quartic = sp.Integer(0)
     for coeff in sp.Poly(sp.expand(num), alpha_t).all_coeffs():
-        quartic = quartic * alpha_t + sp.factor(coeff)
+        quartic = quartic * alpha_t + factor(coeff)
     return sp.StrictGreaterThan(quartic, 0)
 
 
@@ -143,8 +144,8 @@ def over_corrected_error(d: Derivation | None = None) -> sp.Expr:
     d.add(LEAVE_ONE_TASK_OUT, expect(sp.Symbol(r"\operatorname{tr}(G^{-1}C)")),
           m * expect(sp.Symbol(r"\sigma^2\operatorname{tr}H^{-1} + \operatorname{tr}(H^{-1}X_vMX_v^{\top})")),
           note=r"$H = X_vAQAX_v^{\top}$, $B = AQA$; $C$ is block diagonal so only the diagonal blocks of $G^{-1}$ enter")
-    d.add(HAAR_PROJECTION_MOMENTS, sp.Symbol("a"), sp.factor(a))
-    d.add(HAAR_PROJECTION_MOMENTS, sp.Symbol("b"), sp.factor(b))
+    d.add(HAAR_PROJECTION_MOMENTS, sp.Symbol("a"), factor(a))
+    d.add(HAAR_PROJECTION_MOMENTS, sp.Symbol("b"), factor(b))
     mo = _a_moments()
     t1, t2, t3, t4, t21, t22 = (mo[k] for k in ("t1", "t2", "t3", "t4", "t21", "t22"))
     for k, v in mo.items():
@@ -176,7 +177,7 @@ def over_corrected_error(d: Derivation | None = None) -> sp.Expr:
     d.add(SUBSTITUTE, expect(sp.Symbol(r"\operatorname{tr}(G^{-1}C)")), sp.Symbol(r"m\big[\sigma^2\mathbb{E}\operatorname{tr}H^{-1} + \beta n_v + (\mathbb{E}\operatorname{tr}M - \beta\tau)\mathbb{E}\operatorname{tr}H^{-1}\big]"))
     # one fraction of factored polynomials: compact, and fast to specialise numerically
     num, den = sp.fraction(sp.together(noise))
-    compact = sp.factor(num) / sp.factor(den)
+    compact = factor(num) / factor(den)
     d.add(ALGEBRA, sp.Symbol(r"m\,(\ldots)"), compact, note="over a common denominator, numerator and denominator factored")
     return compact
 

@@ -36,13 +36,14 @@ from functools import lru_cache
 
 import sympy as sp
 
+from ..algebra import factor
 from ..derivation import Derivation, Rule
 from ..rmt import expect, expectation
 from ..symbols import alpha_t, m, n_t, n_v, nu, p, sigma
 from .corrected import INNER_STEP_MOMENTS, NOISE_COVARIANCE, tr_a_moment
 from .leading import _finish, under_error_decomposition
 from .meta_training import TASK, linearise, record_conditional, task_noise_covariance
-from .rules import ALGEBRA, SOLUTION_UNDER, SUBSTITUTE, WICK
+from .rules import SOLUTION_UNDER, WICK
 
 __all__ = ["derive_under_corrected", "own_task_moments", "LEAVE_ONE_TASK_OUT_UNDER",
            "OTHER_TASKS_ISOTROPIC", "GAUSS_QUADRATURE", "SELF_CONSISTENCY"]
@@ -84,6 +85,11 @@ SELF_CONSISTENCY = Rule(
     r"\mathbb{E}\operatorname{tr}R = \mathbb{E}\operatorname{tr}(I+T)^{-1}ZR^2Z^{\top} + m\,\mathbb{E}\operatorname{tr}(I+T)^{-1}ZR^2Z^{\top}(I+T)^{-1}",
     reference="tr(S^{-1}S) = p; tr S^{-1} by Woodbury from tr S_{-i}^{-1}, and as sum_i tr(S^{-1}Z_i^T Z_i S^{-1}) (exact)",
 )
+QUADRATIC = Rule(
+    "the self-consistency equation as a quadratic",
+    r"p = m\,r\,S_1(r) \iff q_ar^2 + q_br - p = 0,\quad r = \frac{2p}{q_b + \sqrt{q_b^2 + 4pq_a}}",
+    reference="clearing the denominator 1 - br + cr^2 of the quadrature; the root written without cancellation",
+)
 SPECTRAL_FORM = Rule(
     "spectral form of the own task's averages",
     r"L = ZZ^{\top} = X_vA^2X_v^{\top}:\ \mathbb{E}\operatorname{tr}\,f(rL)L = \int \frac{d\rho(\lambda)}{\ldots},"
@@ -109,12 +115,12 @@ def _a_average(expr) -> sp.Expr:
     grouped: dict = {}
     for term in sp.Add.make_args(expr):
         coeff, ks = sp.S.One, []
-        for factor in sp.Mul.make_args(term):
-            base, exp = factor.as_base_exp()
+        for piece in sp.Mul.make_args(term):
+            base, exp = piece.as_base_exp()
             if isinstance(base, sp.Trace):
                 ks += [_a_power(base.arg)] * int(exp)
             else:
-                coeff *= factor
+                coeff *= piece
         key = tuple(sorted(ks, reverse=True))
         grouped[key] = grouped.get(key, 0) + coeff
     total = sp.Poly(0, *_GENS)
@@ -157,7 +163,7 @@ def _by_powers(poly: sp.Poly) -> sp.Expr:
     for monom, coeff in poly.terms():
         term = coeff * sp.Mul(*(g**e for g, e in zip(_GENS[1:], monom[1:])))
         by_power.setdefault(monom[0], []).append(term)
-    return sp.Add(*(sp.factor(sp.Add(*terms)) * alpha_t**k for k, terms in sorted(by_power.items())))
+    return sp.Add(*(factor(sp.Add(*terms)) * alpha_t**k for k, terms in sorted(by_power.items())))
 
 
 def _check_noise_covariance() -> None:
@@ -182,7 +188,7 @@ def _quadrature(mu, r, b, c):
     m0, m1, m2, m3 = mu
     delta = m0 * m2 - m1**2
     s1 = (m0 - (b * m0 + m1) * r) / (1 - b * r + c * r**2)
-    s2 = sp.factor(sp.diff(r * s1, r))
+    s2 = factor(sp.diff(r * s1, r))
     return (m1 * m2 - m0 * m3) / delta, (m1 * m3 - m2**2) / delta, s1, s2
 
 
@@ -230,10 +236,10 @@ def under_corrected_error(d: Derivation) -> tuple[sp.Expr, tuple]:
     # p = m r S_1(r): a quadratic q_a r^2 + q_b r - p = 0; the root continuous with p/(m mu_0)
     qa, qb = sp.symbols("q_a q_b")
     d.add(SELF_CONSISTENCY, p, m * r * s1, note=r"$p = m\,\mathbb{E}\operatorname{tr}\,rL(I+rL)^{-1} = m\,r\,S_1(r)$: a quadratic in $r$")
-    define(qa, -m * (b * mu[0] + mu[1]) - p * c, ALGEBRA)
-    define(qb, m * mu[0] + p * b, ALGEBRA)
+    define(qa, -m * (b * mu[0] + mu[1]) - p * c, QUADRATIC)
+    define(qb, m * mu[0] + p * b, QUADRATIC)
     root = 2 * p / (qb + sp.sqrt(qb**2 + 4 * qa * p))
-    define(r, sp.Piecewise((root, sp.And(root > 0, m * mu[0] * root < R_MAX * p)), (sp.nan, True)), ALGEBRA,
+    define(r, sp.Piecewise((root, sp.And(root > 0, m * mu[0] * root < R_MAX * p)), (sp.nan, True)), QUADRATIC,
            note=(r"the root of $q_ar^2 + q_br - p = 0$ that tends to $p/(m\mu_0)$ as the fluctuations vanish; "
                  rf"trusted only for $0 < r < {R_MAX}\,p/(m\mu_0)$ (otherwise undefined)"))
     define(r2, p * r / (s1 + m * s2), SELF_CONSISTENCY,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sympy as sp
 
+from ..algebra import factor
 from ..derivation import Derivation, Rule
 from ..rmt import expect, expectation, gaussian_matrix
 from ..rmt.wishart import INVERSE_WISHART_MEAN, inverse_wishart_moment
@@ -62,7 +63,7 @@ def derive_over_exact() -> tuple[sp.Expr, Derivation]:
     c1 = record_conditional(d, lhs=sp.Symbol("C_1")).subs(alpha_t, 0).doit()
     # C_1 = s I + t X_v X_v^T at alpha_t = 0: read off the two coefficients
     xv = z1.subs(alpha_t, 0).doit()
-    s_coef = sp.factor(c1.subs(xv, sp.ZeroMatrix(*xv.shape)).doit().args[0]) if isinstance(
+    s_coef = factor(c1.subs(xv, sp.ZeroMatrix(*xv.shape)).doit().args[0]) if isinstance(
         c1.subs(xv, sp.ZeroMatrix(*xv.shape)).doit(), sp.MatMul) else None
     gram_coef = nu**2 / p
     if s_coef is None or sp.simplify(c1 - (s_coef * sp.Identity(n_v) + gram_coef * xv * xv.T)) not in (0, sp.ZeroMatrix(n_v, n_v)):
@@ -82,10 +83,10 @@ def derive_over_exact() -> tuple[sp.Expr, Derivation]:
     inv_v = inverse_wishart_moment(p - N + n_v, n_v)
     d.add(INVERSE_WISHART_MEAN, expect(sp.Symbol(r"(VV^{\top})^{-1}")), inv_v * sp.Identity(n_v),
           note=r"$VV^{\top} \sim \mathcal{W}_{n_v}(p - m n_v + n_v, I)$")
-    block = sp.factor(n_v + n_v * uu * inv_v)
+    block = factor(n_v + n_v * uu * inv_v)
     d.add(ROTATION_SPLIT, expect(sp.Symbol(r"\operatorname{tr}\big((VV^{\top})^{-1}(UU^{\top} + VV^{\top})\big)")),
           block, note=r"$\mathbb{E}\operatorname{tr}\big((VV^{\top})^{-1}UU^{\top}\big) = \operatorname{tr}\big(\mathbb{E}(VV^{\top})^{-1}\,\mathbb{E}\,UU^{\top}\big)$")
-    variability = sp.factor(gram_coef * m * block)
+    variability = factor(gram_coef * m * block)
     d.add(SUBSTITUTE, expect(sp.Symbol(r"\frac{\nu^2}{p}\sum_i\operatorname{tr}\big((G^{-1})_{ii}G_{ii}\big)")),
           variability, note="m exchangeable task blocks")
     error_mean = proj_mean + noise + variability
@@ -153,16 +154,16 @@ def derive_under_exact() -> tuple[sp.Expr, Derivation]:
           note=r"task $i$ owns the rows $k \in i$ of $U$")
     n_ = N
     e4, e22, ecross = 3 / (n_ * (n_ + 2)), 1 / (n_ * (n_ + 2)), -1 / (n_ * (n_ - 1) * (n_ + 2))
-    same_column = sp.factor(n_v * e4 + n_v * (n_v - 1) * e22)  # a = b: k = l, k != l
-    two_columns = sp.factor(n_v * e22 + n_v * (n_v - 1) * ecross)  # a != b
+    same_column = factor(n_v * e4 + n_v * (n_v - 1) * e22)  # a = b: k = l, k != l
+    two_columns = factor(n_v * e22 + n_v * (n_v - 1) * ecross)  # a != b
     d.add(HAAR_FOURTH_MOMENTS, expect(sp.Symbol(r"\sum_{k,l\in i} U_{ka}^2U_{la}^2")), same_column)
     d.add(HAAR_FOURTH_MOMENTS, expect(sp.Symbol(r"\sum_{k,l\in i} U_{ka}U_{la}U_{lb}U_{kb}\ (a \ne b)")), two_columns)
-    tr_s_tr_inv = sp.factor(p * inverse_wishart_moment(N, p) * (N * p - 2))
+    tr_s_tr_inv = factor(p * inverse_wishart_moment(N, p) * (N * p - 2))
     d.add(SCALE_INDEPENDENCE, expect(sp.Symbol(r"\operatorname{tr}S\,\operatorname{tr}S^{-1}")), tr_s_tr_inv)
-    block = sp.factor(p * same_column + (tr_s_tr_inv - p) * two_columns)
+    block = factor(p * same_column + (tr_s_tr_inv - p) * two_columns)
     d.add(SUBSTITUTE, expect(sp.Symbol(r"\operatorname{tr}(S^{-2}W_i^2)")), block,
           note=r"$\sum_a d_a^2d_a^{-2} = p$, $\sum_{a\ne b} d_a^2d_b^{-2} = \operatorname{tr}S\operatorname{tr}S^{-1} - p$")
-    variability = sp.factor(nu**2 / p * m * block)
+    variability = factor(nu**2 / p * m * block)
     error_mean = noise + variability
     d.add(SUBSTITUTE, sp.Symbol(r"\mathbb{E}\lVert\omega^\star - w_0\rVert^2"), error_mean)
     return _finish(d, error_mean), d

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sympy as sp
 
+from ..algebra import factor
 from ..derivation import Derivation
 from ..rmt import expect, expectation
 from ..rmt.wishart import expected_projection
@@ -86,7 +87,7 @@ def derive_over_leading() -> tuple[sp.Expr, Derivation]:
     g = _mean_gram_block(d, z1, z1.T, n_v, lhs=sp.Symbol(r"\mathbb{E}[G_{11}]"))
     g12 = _mean_gram_block(d, z1, OTHER_TASK.Z.T, n_v, lhs=sp.Symbol(r"\mathbb{E}[G_{12}]"))
     assert g12 == 0
-    tr_c1 = sp.factor(expectation(sp.Trace(c1)))
+    tr_c1 = factor(expectation(sp.Trace(c1)))
     d.add(WICK, expect(sp.Trace(c1)), tr_c1, lhs=sp.Symbol(r"\mathbb{E}\operatorname{tr}C_1"))
     noise_mean = m * tr_c1 / g
     d.add(LEADING_ORDER_GRAM_OVER, expect(sp.Trace(G.I * e * e.T)), noise_mean,

@@ -12,6 +12,7 @@ from functools import lru_cache
 
 import sympy as sp
 
+from ..algebra import factor
 from ..derivation import Derivation
 from ..rmt import expect, expectation
 from ..rmt.conditional import conditional_expectation
@@ -52,7 +53,7 @@ def identity_multiple(value, size) -> sp.Expr:
         scalars = [a for a in value.args if not isinstance(a, sp.MatrixExpr)]
         mats = [a for a in value.args if isinstance(a, sp.MatrixExpr)]
         if len(mats) == 1 and isinstance(mats[0], sp.Identity):
-            return sp.factor(sp.Mul(*scalars))
+            return factor(sp.Mul(*scalars))
     raise AssertionError(f"expected a multiple of the identity, got {value}")
 
 

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import sympy as sp
 
+from ..algebra import factor, factor_list
 from ..derivation import Derivation, Rule
 from ..symbols import LATEX_NAMES, PARAMETERS, alpha_r, alpha_t, by_name, dist0, m, n_v, nu, p, sigma
 from .adaptation import ERROR, adaptation_average
@@ -172,8 +173,8 @@ def _tex(expr) -> str:
 def _sorted_factors(expr):
     """``sp.factor_list`` of a rational expression, factors in a deterministic order."""
     num, den = sp.fraction(sp.together(expr))
-    cn, fn = sp.factor_list(num)
-    cd, fd = sp.factor_list(den)
+    cn, fn = factor_list(num)
+    cd, fd = factor_list(den)
     factors = list(fn) + [(f, -k) for f, k in fd]
     return cn / cd, sorted(factors, key=lambda t: sp.default_sort_key(t[0]))
 
@@ -195,11 +196,11 @@ class _Signs:
             if poly.degree() != 2:
                 continue
             a, b, c = poly.all_coeffs()
-            disc = sp.factor(b**2 - 4 * a * c)
+            disc = factor(b**2 - 4 * a * c)
             if a.is_positive and disc.is_negative:
                 if f not in self._recorded:
                     self._recorded.add(f)
-                    square = a * (x + sp.factor(b / (2 * a)))**2 + sp.factor(-disc / (4 * a))
+                    square = a * (x + factor(b / (2 * a)))**2 + factor(-disc / (4 * a))
                     self.d.add(POSITIVE_QUADRATIC, f, square,
                                note=(rf"leading coefficient ${_tex(a)} > 0$, discriminant "
                                      rf"${_tex(disc)} < 0$: positive for every real ${_latex_name(x)}$"))
@@ -210,7 +211,7 @@ class _Signs:
         if self.regime != "over" or not f.has(p):
             return False
         k = sp.Symbol("k", integer=True, positive=True)
-        g = sp.factor(sp.expand(f.subs(p, m * n_v + k)))
+        g = factor(sp.expand(f.subs(p, m * n_v + k)))
         if g.is_positive:
             if f not in self._recorded:
                 self._recorded.add(f)
@@ -547,7 +548,7 @@ def _canonical_loss(loss: sp.Expr) -> sp.Expr:
     depends only on its value, so the documents written from it are byte-identical across runs."""
     t = _test_average()
     c1, c0 = sp.diff(t, ERROR), t.subs(ERROR, 0)
-    return sp.factor(c0) + sp.factor(c1) * sp.factor(sp.cancel((loss - c0) / c1))
+    return factor(c0) + factor(c1) * factor(sp.cancel((loss - c0) / c1))
 
 
 def _error_form(d: Derivation, loss: sp.Expr):
@@ -555,9 +556,9 @@ def _error_form(d: Derivation, loss: sp.Expr):
 
     ``T`` is the exact meta-test average with the placeholder :data:`ERROR` for ``E``."""
     t = _test_average()
-    c1, c0 = sp.factor(sp.diff(t, ERROR)), sp.factor(t.subs(ERROR, 0))
+    c1, c0 = factor(sp.diff(t, ERROR)), factor(t.subs(ERROR, 0))
     test_average = c0 + c1 * ERROR
-    error = sp.factor(sp.cancel((loss - c0) / c1))
+    error = factor(sp.cancel((loss - c0) / c1))
     if sp.cancel(test_average.subs(ERROR, error) - loss) != 0 or error.has(alpha_r):
         raise AssertionError("the loss is not the meta-test average at a meta-training error free of alpha_r")
     d.add(ERROR_FORM, None, test_average, lhs=_LOSS,
@@ -577,7 +578,7 @@ def _error_nonnegative(d: Derivation, error, signs: _Signs) -> tuple:
     certified, scales = True, []
     pieces = []
     for key in sorted(terms, key=sp.default_sort_key):
-        coeff = sp.factor(terms[key]) / den
+        coeff = factor(terms[key]) / den
         sg = signs.sign(coeff) if key != 1 else None
         if key == 1 or sg is None or sg[0] < 0 or sg[1]:
             certified = False
@@ -615,7 +616,7 @@ def _header(loss: Result, wrt_sym, method_hint: str) -> Derivation:
 def _tidy(expr):
     """A rational expression with numerator and denominator collected in E, nu^2, sigma^2."""
     keys = [ERROR, nu**2, sigma**2]
-    num, den = sp.fraction(sp.factor(expr))
+    num, den = sp.fraction(factor(expr))
     return sp.collect(sp.expand(num), keys, sp.factor) / sp.collect(sp.expand(den), keys, sp.factor)
 
 
@@ -689,7 +690,7 @@ def _optimal_alpha_t(loss: Result, method: str) -> Optimum:
     d.add(LOSS, None, _canonical_loss(L), lhs=_LOSS,
           note=f"{loss.derivation.title} ({loss.order}); written as $c_0 + c_1 E$ in factored form")
     signs = _Signs(d, loss.regime)
-    dL = sp.factor(sp.diff(L, x))
+    dL = factor(sp.diff(L, x))
     coeff, factors = _sorted_factors(dL)
     q_factors = [(f, k) for f, k in factors if f.has(x) and k > 0]
     rest = coeff * sp.Mul(*[f**k for f, k in factors if not (f.has(x) and k > 0)])
@@ -722,7 +723,7 @@ def _optimal_alpha_t(loss: Result, method: str) -> Optimum:
           note=("equal limits at $+\\infty$ and $-\\infty$ (checked)" if sp.cancel(lim_plus - lim_minus) == 0
                 else rf"at $-\infty$: ${_tex(lim_minus)}$"))
     equal_limits = sp.cancel(lim_plus - lim_minus) == 0
-    at_zero = sp.factor(dL.subs(x, 0))
+    at_zero = factor(dL.subs(x, 0))
     zsign = signs.sign(at_zero)
     if zsign is not None and zsign[0] > 0:
         d.add(FIRST_ORDER_IMPROVEMENT, sp.Subs(sp.Derivative(_LOSS, x), x, 0), at_zero,
@@ -760,7 +761,7 @@ def _limits_at_infinity(L, x):
     dn, dd = pn.degree(), pd.degree()
     if dn < dd:
         return sp.S.Zero, sp.S.Zero
-    ratio = sp.factor(pn.LC() / pd.LC())
+    ratio = factor(pn.LC() / pd.LC())
     if dn == dd:
         return ratio, ratio
     s = ratio.is_positive if ratio.is_positive is not None else None
@@ -777,7 +778,7 @@ def _quadratic_case(d, signs, L, poly, s, rest, q_factors):
     a, b, c = poly.all_coeffs()
     if not a.is_positive or s != -1:
         return None
-    disc = sp.factor(b**2 - 4 * a * c)
+    disc = factor(b**2 - 4 * a * c)
     if not disc.is_positive:
         return None
     lo_sym, hi_sym = sp.Symbol(r"\alpha_t^{-}"), sp.Symbol(r"\alpha_t^{+}")
@@ -786,7 +787,7 @@ def _quadratic_case(d, signs, L, poly, s, rest, q_factors):
     r_hi = (-b + sp.sqrt(disc)) / (2 * a)
     d.add(QUADRATIC_FORMULA, None, sp.Tuple(r_lo, r_hi), lhs=sp.Tuple(lo_sym, hi_sym),
           note=rf"the roots of $q$; discriminant ${_tex(disc)} > 0$: two distinct real roots")
-    product = sp.factor(c / a)
+    product = factor(c / a)
     if not product.is_negative:
         return None
     d.add(VIETA, None, product, lhs=lo_sym * hi_sym,
@@ -801,7 +802,7 @@ def _quadratic_case(d, signs, L, poly, s, rest, q_factors):
     q_prime = sp.expand(sp.diff(poly.as_expr(), x).subs(x, r_lo))
     if not (q_prime.is_negative and s == -1):
         return None
-    second = sp.Mul(sp.factor(rest).subs(x, lo_sym), q_prime, evaluate=False)
+    second = sp.Mul(factor(rest).subs(x, lo_sym), q_prime, evaluate=False)
     d.add(SECOND_DERIVATIVE, sp.Subs(sp.Derivative(_LOSS, (x, 2)), x, lo_sym), second,
           note=(rf"$q'(\alpha_t^-) = {_tex(q_prime)} < 0$ and the prefactor is negative: "
                 r"$\partial^2_{\alpha_t}\overline{\mathcal{L}} > 0$ at $\alpha_t^-$, a strict local minimum"
@@ -832,8 +833,8 @@ def _evaluate_at(expr, x, value):
     if expr.is_Mul:
         dep = sp.Mul(*[f for f in expr.args if f.has(x)])
         rest = sp.Mul(*[f for f in expr.args if not f.has(x)])
-        return rest * sp.factor(sp.radsimp(sp.together(dep.subs(x, value))))
-    return sp.factor(sp.radsimp(sp.together(expr.subs(x, value))))
+        return rest * factor(sp.radsimp(sp.together(dep.subs(x, value))))
+    return factor(sp.radsimp(sp.together(expr.subs(x, value))))
 
 
 # --------------------------------------------------------------------------- public API

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sympy as sp
 
+from ..algebra import factor
 from ..derivation import Rule
 
 __all__ = [
@@ -103,7 +104,7 @@ def inverse_wishart_second_moments(n, p) -> dict:
 def _factored(e):
     """``factor`` with generators ordered by name, so signs read ``n - p - 1`` (not ``-n + p + 1``)."""
     gens = sorted(e.free_symbols, key=lambda s: s.name)
-    return sp.factor(e, *gens) if gens else e
+    return factor(e, *gens) if gens else e
 
 
 def expected_projection(rows, cols):

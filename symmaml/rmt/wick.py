@@ -40,6 +40,7 @@ from sympy.polys.domains import QQ, ZZ
 from sympy.polys.fields import field
 from sympy.polys.rings import ring
 
+from ..algebra import factor
 from ..derivation import Derivation, Rule
 from .inverse import (INVERSE_WISHART_MEAN, INVERSE_WISHART_SECOND, inverse_mean_coefficient,
                       inverse_second_coefficients)
@@ -274,9 +275,9 @@ def tidy(c, rational: bool):
     if not gens:
         return c
     try:
-        return sp.factor(c, *gens)
+        return factor(c, *gens)
     except sp.PolynomialError:  # a coefficient holding e.g. a function of a deterministic trace
-        return sp.factor(c)
+        return factor(c)
 
 
 def _coefficient(c):
