@@ -9,6 +9,8 @@ every run.  The factorisation itself is unique, so results do not depend on the 
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import sympy as sp
 import sympy.core.random as _sympy_random
 
@@ -19,21 +21,24 @@ SEED = 0
 this project's polynomials)."""
 
 
-def factor(expr, *args, **kwargs):
-    """``sympy.factor`` with SymPy's random generator seeded with :data:`SEED` (state restored)."""
+@contextmanager
+def _seeded():
+    """SymPy's random generator seeded with :data:`SEED` inside the block, its state restored after."""
     state = _sympy_random.rng.getstate()
     _sympy_random.seed(SEED)
     try:
-        return sp.factor(expr, *args, **kwargs)
+        yield
     finally:
         _sympy_random.rng.setstate(state)
+
+
+def factor(expr, *args, **kwargs):
+    """``sympy.factor`` with SymPy's random generator seeded with :data:`SEED` (state restored)."""
+    with _seeded():
+        return sp.factor(expr, *args, **kwargs)
 
 
 def factor_list(expr, *args, **kwargs):
     """``sympy.factor_list``, seeded like :func:`factor`."""
-    state = _sympy_random.rng.getstate()
-    _sympy_random.seed(SEED)
-    try:
+    with _seeded():
         return sp.factor_list(expr, *args, **kwargs)
-    finally:
-        _sympy_random.rng.setstate(state)
