@@ -143,12 +143,6 @@ class _Specialiser:
     def gens(self, e):
         return sorted(e.free_symbols & self.arrays, key=default_sort_key)
 
-    def horner(self, e, gens):
-        terms = self.terms(e, gens)
-        if terms is None:  # not a sum of monomials in gens as written: expand it
-            terms = {monom: coeff for monom, coeff in sp.Poly(sp.expand(e), *gens).terms()}
-        return self.horner_terms(terms, gens)
-
     @staticmethod
     def terms(e, gens):
         """``{exponents: coefficient}`` if ``e`` is a sum of (scalar coefficient) x (monomial in
@@ -198,8 +192,9 @@ class _Specialiser:
             # multiply out large scalar coefficients (the generic split below is then cheaper)
             if sp.count_ops(e) <= _EXPAND_LIMIT:
                 try:
-                    if sp.Poly(e, *gens).total_degree() >= 1:
-                        return self.horner(e, gens)
+                    poly = sp.Poly(sp.expand(e), *gens)
+                    if poly.total_degree() >= 1:
+                        return self.horner_terms(dict(poly.terms()), gens)
                 except sp.PolynomialError:
                     pass
             fixed = [t for t in e.args if not (t.free_symbols & self.arrays)]
@@ -305,7 +300,7 @@ class NumericFunction:
             if not self.cse:
                 return list(defs), exprs
             names = sp.numbered_symbols("_x")
-            inner, values = [], []
+            inner = []
             for sym, value in defs:  # CSE inside each definition (e.g. powers shared by its terms)
                 reps, (reduced,) = sp.cse([value], symbols=names)
                 inner += reps + [(sym, reduced)]

@@ -40,7 +40,7 @@ from ..algebra import factor
 from ..derivation import Derivation, Rule
 from ..rmt import expect, expectation
 from ..symbols import alpha_t, m, n_t, n_v, nu, p, sigma
-from .corrected import INNER_STEP_MOMENTS, NOISE_COVARIANCE, tr_a_moment
+from .corrected import NOISE_COVARIANCE, tr_a_moment
 from .leading import _finish, under_error_decomposition
 from .meta_training import TASK, linearise, record_conditional, task_noise_covariance
 from .rules import SOLUTION_UNDER, WICK
