@@ -547,6 +547,17 @@ def result_lhs(d: Derivation):
 
 # ----------------------------------------------------------------------------- documents
 
+def earlier_statement(steps) -> list:
+    """For each step, the number (from 1) of the first earlier step with the same rule, else None:
+    a rule is stated once, at its first use, and referred to afterwards."""
+    first: dict = {}
+    out = []
+    for k, step in enumerate(steps, 1):
+        out.append(first.get(step.rule))
+        first.setdefault(step.rule, k)
+    return out
+
+
 def _rule_line(step: Step) -> str:
     rule = step.rule
     parts = [rf"Rule: ${rule.statement}$"]
@@ -586,9 +597,11 @@ def _statement(d: Derivation, width: float, theorem: str | None, printer) -> lis
     return out
 
 
-def _step(k: int, step: Step, width: float, printer) -> list[str]:
+def _step(k: int, step: Step, width: float, printer, first: int | None = None) -> list[str]:
+    """Step ``k``; ``first``: the earlier step that stated the same rule (it is not repeated)."""
+    rule_line = (r"{\small Rule: as in Step %d.}" % first) if first else _rule_line(step)
     out = [r"\par\smallskip\noindent\textbf{Step %d} (%s).\ " % (k, text_latex(step.rule.name)),
-           _wrap_source(_rule_line(step))]
+           _wrap_source(rule_line)]
     if step.note:
         out.append(_wrap_source(text_latex(step.note[:1].upper() + step.note[1:]) + "."))
     chain = [x for x in (step.lhs, step.before, step.after) if x is not None]
@@ -617,8 +630,8 @@ def derivation_fragment(derivation: Derivation, *, width: float = DEFAULT_WIDTH,
     printer = SymmamlLatexPrinter(memo=True)
     out.extend(_statement(d, width, theorem, printer))
     out.append(r"\par\noindent\emph{Derivation} (%d steps)." % len(d.steps))
-    for k, step in enumerate(d.steps, 1):
-        out.extend(_step(k, step, width, printer))
+    for k, (step, first) in enumerate(zip(d.steps, earlier_statement(d.steps)), 1):
+        out.extend(_step(k, step, width, printer, first))
     out.append(r"\par\endgroup")
     return "\n".join(out) + "\n"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from ..derivation import Derivation, Step
-from .latex import DEFAULT_WIDTH, SymmamlLatexPrinter, display_rows, regime_text, result_lhs
+from .latex import DEFAULT_WIDTH, SymmamlLatexPrinter, display_rows, earlier_statement, regime_text, result_lhs
 
 __all__ = ["derivation_markdown", "text_markdown"]
 
@@ -60,8 +60,9 @@ def derivation_markdown(derivation: Derivation, *, width: float = DEFAULT_WIDTH)
         lhs = result_lhs(d)
         out += ["**Result.**", "", _display([lhs, d.result] if lhs is not None else [d.result], width, printer), ""]
     out += [f"## Derivation ({len(d.steps)} steps)", ""]
-    for k, step in enumerate(d.steps, 1):
-        out += [f"### Step {k}: {text_markdown(step.rule.name)}", "", _rule(step), ""]
+    for k, (step, first) in enumerate(zip(d.steps, earlier_statement(d.steps)), 1):
+        rule = f"*Rule:* as in step {first}." if first else _rule(step)
+        out += [f"### Step {k}: {text_markdown(step.rule.name)}", "", rule, ""]
         if step.note:
             out += [text_markdown(step.note[:1].upper() + step.note[1:]) + ".", ""]
         chain = [x for x in (step.lhs, step.before, step.after) if x is not None]
