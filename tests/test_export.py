@@ -399,3 +399,19 @@ def test_domain_sentence_is_added_to_the_non_finite_error():
     assert f(**{**dict(p=6, m=1, n_t=1, n_v=1, n_r=1, alpha_r=0.0, sigma=1.0, nu=1.0), "alpha_t": 0.5}) == 0.5
     with pytest.raises(ValueError, match=r"outside its domain: alpha_t < 1 only"):
         f(p=6, m=1, n_t=1, n_v=1, n_r=1, alpha_t=np.array([0.5, 2.0]), alpha_r=0.0, sigma=1.0, nu=1.0)
+
+
+def test_a_rule_is_stated_once():
+    """The second use of a rule refers to its first statement instead of repeating it."""
+    rule = Rule("a rule", r"x \to y", reference="somewhere")
+    other = Rule("another rule", r"y \to z")
+    d = Derivation("Rules stated once")
+    x, y, z = sp.symbols("x y z")
+    d.add(rule, x, y)
+    d.add(other, y, z)
+    d.add(rule, 2 * x, 2 * y)
+    tex = derivation_fragment(d)
+    md = derivation_markdown(d)
+    assert tex.count(r"x \to y") == 1 and "Rule: as in Step 1." in tex
+    assert md.count(r"x \to y") == 1 and "*Rule:* as in step 1." in md
+    assert md.count(r"y \to z") == 1
