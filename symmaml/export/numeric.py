@@ -14,6 +14,11 @@ scalar arguments alone is evaluated once, in Python floats, and the array part i
 rewritten in Horner form in the array arguments (polynomial parts) before ``lambdify``
 with common-subexpression elimination.  On a grid of learning rates the function thus does
 about as many array operations as a hand-written formula (``benchmarks/bench_numeric.py``).
+
+Special functions.  An expression may contain the functions of :mod:`symmaml.special` (a
+one-dimensional integral left unevaluated by a derivation); each backend evaluates them with the
+implementation :mod:`symmaml.special` registers for it (a vectorised fixed-node quadrature for
+NumPy and floats, ``mpmath.quad`` for mpmath).  JAX has none, and says so.
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ import numpy as np
 import sympy as sp
 from sympy.core.sorting import default_sort_key
 
+from .. import special
 from ..derivation import Condition
 from ..symbols import PARAMETERS, RATES, SCALES, SIZES, m, n_v, p
 
@@ -402,9 +408,11 @@ class NumericFunction:
             array_args = [s for s in self.used if s in syms]
             scalar_args = [s for s in self.used if s not in syms]
             placeholders = [spec.index[c] for c in spec.coeffs]
-            coeff_fn = (sp.lambdify(scalar_args, spec.coeffs, modules="math", cse=self._cse_with(scalar_defs))
+            coeff_fn = (sp.lambdify(scalar_args, spec.coeffs, modules=[special.MATH, "math"],
+                                    cse=self._cse_with(scalar_defs))
                         if spec.coeffs else None)
-            body_fn = sp.lambdify(array_args + placeholders, body, modules="numpy", cse=self._cse_with(array_defs))
+            body_fn = sp.lambdify(array_args + placeholders, body, modules=[special.NUMPY, "numpy"],
+                                  cse=self._cse_with(array_defs))
             fn = (coeff_fn, body_fn, [s.name for s in array_args], [s.name for s in scalar_args])
             self._cache[arrays] = fn
         return fn
@@ -433,7 +441,8 @@ class NumericFunction:
 
     def _mp_fn(self):
         if self._mp is None:
-            self._mp = sp.lambdify(self.used, self._expr, modules="mpmath", cse=self._cse_with(self._defs))
+            self._mp = sp.lambdify(self.used, self._expr, modules=[special.MPMATH, "mpmath"],
+                                   cse=self._cse_with(self._defs))
         return self._mp
 
     def _call_mpmath(self, raw: dict):
@@ -455,6 +464,11 @@ class NumericFunction:
 
     def _jax_fn(self):
         if self._jax is None:
+            quadratures = sorted({f.func.__name__ for e in (self._expr, *(v for _, v in self._defs))
+                                  for f in e.atoms(sp.Function) if f.func.__name__ in special.NUMPY})
+            if quadratures:
+                raise ValueError(f"{self.name}: the 'jax' backend cannot evaluate {', '.join(quadratures)} "
+                                 "(a numerical quadrature); use the 'numpy' or 'mpmath' backend")
             try:
                 importlib.import_module("jax")
             except ImportError:
