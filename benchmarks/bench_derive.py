@@ -25,7 +25,7 @@ print(time.perf_counter() - t)
 def points(regime, order, n=10_000, seed=0):
     rng = np.random.default_rng(seed)
     m_, n_v = rng.integers(1, 5, n), rng.integers(1, 4, n)
-    if regime == "over":  # p >= m n_v + 10 (inside the corrected result's validity domain)
+    if regime == "over":  # p >= m n_v + 10 (well inside p > m n_v + 1)
         p_ = m_ * n_v + rng.integers(10, 40, n)
     else:  # p < m n_v / 4 (inside the corrected result's domain)
         m_ = m_ * 20
