@@ -27,7 +27,7 @@ from .meta_training import OTHER_TASK, TASK, identity_multiple, linearise, recor
 from .model import w0
 from .rules import SOLUTION_OVER, SOLUTION_UNDER, SUBSTITUTE, WICK
 
-__all__ = ["derive_over_exact", "derive_under_exact", "SCHUR_COMPLEMENT", "ROTATION_SPLIT",
+__all__ = ["derive_over_exact", "derive_under_exact", "under_exact_error", "SCHUR_COMPLEMENT", "ROTATION_SPLIT",
            "SINGULAR_VECTORS", "HAAR_FOURTH_MOMENTS", "SCALE_INDEPENDENCE"]
 
 NO_INNER_LOOP = Rule(
@@ -124,6 +124,12 @@ def derive_under_exact() -> tuple[sp.Expr, Derivation]:
         regime="under",
         assumptions=(r"p < m n_v - 1", r"\alpha_t = 0", SOLUTION_UNDER),
     )
+    return _finish(d, under_exact_error(d)), d
+
+
+def under_exact_error(d: Derivation | None = None) -> sp.Expr:
+    """``E|omega* - w0|^2`` at alpha_t = 0, underparameterised, exact (steps recorded in ``d``)."""
+    d = d if d is not None else Derivation("scratch")
     z1, e1 = linearise(d)
     xv = z1.subs(alpha_t, 0).doit()
     d.add(NO_INNER_LOOP, z1, xv, lhs=sp.Symbol("Z_1"))
@@ -166,4 +172,4 @@ def derive_under_exact() -> tuple[sp.Expr, Derivation]:
     variability = factor(nu**2 / p * m * block)
     error_mean = noise + variability
     d.add(SUBSTITUTE, sp.Symbol(r"\mathbb{E}\lVert\omega^\star - w_0\rVert^2"), error_mean)
-    return _finish(d, error_mean), d
+    return error_mean

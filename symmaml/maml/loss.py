@@ -6,8 +6,7 @@ from functools import lru_cache
 import sympy as sp
 
 from ..symbols import alpha_t, m, n_v, p
-from ..derivation import Condition
-from .corrected import derive_over_corrected, validity_condition
+from .corrected import derive_over_corrected
 from .corrected_under import derive_under_corrected
 from .exact import derive_over_exact, derive_under_exact
 from .leading import derive_over_leading, derive_under_leading
@@ -26,11 +25,9 @@ ORDERS = {
 EXTRA_CONDITIONS = {
     ("exact", "over"): (sp.StrictGreaterThan(p, m * n_v + 1), sp.Eq(alpha_t, 0)),
     ("exact", "under"): (sp.StrictLessThan(p, m * n_v - 1), sp.Eq(alpha_t, 0)),
-    ("corrected", "over"): (
-        sp.StrictGreaterThan(p, m * n_v + 1),
-        Condition(validity_condition(),
-                  "its matched-Wishart validity condition (it fails near p = m*n_v + 2 at large |alpha_t|)"),
-    ),
+    ("corrected", "over"): (sp.StrictGreaterThan(p, m * n_v + 1),),
+    # anchored at the exact alpha_t = 0 result, which needs p < m n_v - 1
+    ("corrected", "under"): (sp.StrictLessThan(p, m * n_v - 1),),
 }
 
 
