@@ -28,7 +28,7 @@ Derivation (see :func:`derive_under_corrected`):
    ``E|omega* - w0|^2`` is taken independent of alpha_t, and removed where it is known exactly:
    the closure is multiplied by ``eta``, the exact alpha_t = 0 result (:mod:`.exact`) over the
    closure at alpha_t = 0.  So the result equals the exact one at alpha_t = 0 (also where the
-   closure alone is 6.6% low, m n_v/p = 2.4), and it needs p < m n_v - 1 as that result does.
+   closure alone is 6.2% low, m n_v/p = 2.4), and it needs p < m n_v - 1 as that result does.
    Measured at m n_v/p = 2.4-2.7, alpha_t in [-0.4, 0.4]: the closure alone 1.5-3.1% below
    simulation, anchored within 0.3% (s.e. 0.13-0.25%); eta is 1.0008 at Figure 3.
 
