@@ -71,11 +71,20 @@ class Derivation:
     regime: str = ""
     assumptions: tuple[str, ...] = ()
     statement: str = ""
+    #: ``[(symbol, value), ...]``: named intermediate quantities, in dependency order
+    definitions: list = field(default_factory=list)
 
     def add(self, rule: Rule, before, after, note: str = "", lhs=None):
         """Record ``rule`` turning ``before`` into ``after``; returns ``after``."""
         self.steps.append(Step(rule, before, after, note, lhs))
         return after
+
+    def define(self, symbol, value, rule: Rule, note: str = ""):
+        """Name an intermediate quantity: record the step ``symbol = value`` and keep the pair in
+        :attr:`definitions`; returns ``symbol``."""
+        self.definitions.append((symbol, value))
+        self.add(rule, symbol, value, note=note)
+        return symbol
 
     def extend(self, other: "Derivation", note_prefix: str = "") -> None:
         """Append the steps of a sub-derivation (e.g. a moment the engine computed)."""

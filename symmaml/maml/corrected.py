@@ -213,13 +213,7 @@ def over_corrected_error(d: Derivation | None = None) -> tuple[sp.Expr, tuple]:
                 r"$\operatorname{tr}D^3$, $\operatorname{tr}D^2\operatorname{tr}D$, $(\operatorname{tr}D)^3$ "
                 r"from the pairings of six indices; then $\mathbb{E}\operatorname{tr}A^6$, "
                 r"$\mathbb{E}\operatorname{tr}A^4\operatorname{tr}A^2$, $\mathbb{E}(\operatorname{tr}A^2)^3$"))
-    defs = []
-
-    def define(sym, value, rule, note=""):
-        defs.append((sym, value))
-        d.add(rule, sym, value, note=note)
-        return sym
-
+    define = d.define
     # E tr H^{-1}: one row at a time, the other rows by their means, the spectral measure of B
     h = sp.Symbol("h")
     d.add(ROW_SCHUR_INTEGRAL, expect(sp.Symbol(r"\operatorname{tr}H^{-1}")),
@@ -263,7 +257,7 @@ def over_corrected_error(d: Derivation | None = None) -> tuple[sp.Expr, tuple]:
     offset = _compact(m * beta * n_v)
     noise = slope * h + offset
     d.add(ALGEBRA, sp.Symbol(r"m\,(\ldots)"), noise, note="each coefficient over a common denominator, numerator and denominator factored")
-    return noise, tuple(defs)
+    return noise, tuple(d.definitions)
 
 
 def _compact(expr) -> sp.Expr:

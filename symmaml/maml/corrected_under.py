@@ -232,13 +232,7 @@ def under_corrected_error(d: Derivation) -> tuple[sp.Expr, tuple]:
     plain, weighted = own_task_moments()
     mu = sp.symbols(r"\mu_0:4")
     kappa = sp.symbols(r"\kappa_0:4")
-    defs = []
-
-    def define(sym, value, rule, note=""):
-        defs.append((sym, value))
-        d.add(rule, sym, value, note=note)
-        return sym
-
+    define = d.define
     note = (r"Wick contraction over $X_v$ with $A$ fixed, then $\mathbb{E}\prod_j\operatorname{tr}A^{k_j}$ "
             r"for $A = I - \tfrac{\alpha_t}{n_t}W$ (Wishart trace moments); by powers of $\alpha_t$")
     for j in range(K):
@@ -274,7 +268,7 @@ def under_corrected_error(d: Derivation) -> tuple[sp.Expr, tuple]:
     # it is known exactly (alpha_t = 0).  The closure at alpha_t = 0: every definition again,
     # at alpha_t = 0, under the name X^{(0)}
     at_zero = {}
-    for j, (sym, value) in enumerate(list(defs)):
+    for j, (sym, value) in enumerate(list(d.definitions)):
         sym0 = sp.Symbol(sym.name + "^{(0)}")
         define(sym0, value.subs(alpha_t, 0).xreplace(at_zero), ANCHOR_AT_EXACT,
                note=(r"the closure's quantities at $\alpha_t = 0$ (superscript $(0)$), in the same order"
@@ -288,7 +282,7 @@ def under_corrected_error(d: Derivation) -> tuple[sp.Expr, tuple]:
            note=r"the exact result at $\alpha_t = 0$ over the closure at $\alpha_t = 0$ (it is 1.0008 at Figure 3, 1.006 at $m n_v/p = 10$, 1.066 at $m n_v/p = 2.4$)")
     error = closure * eta
     d.add(ANCHOR_AT_EXACT, expect(sp.Symbol(r"\lVert\omega^\star - w_0\rVert^2")), error)
-    return error, tuple(defs)
+    return error, tuple(d.definitions)
 
 
 def derive_under_corrected() -> tuple[sp.Expr, Derivation, tuple, str]:
