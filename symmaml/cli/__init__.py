@@ -1,0 +1,80 @@
+"""The ``symmaml`` command line: one module per command, assembled here.
+
+``symmaml derive``      print a derived result; write its derivation as LaTeX / Markdown
+``symmaml eval``        evaluate a result at parameters (any parameter may be a sweep)
+``symmaml optimize``    optimal alpha_t or alpha_r and the minimal loss
+``symmaml simulate``    Monte Carlo average test loss at the same parameters
+``symmaml regenerate``  run every ``derivations/*.py`` script
+
+Parameters are given as ``--p 60 --m 3 --n-t 30 --n-v 2 --n-r 20 --alpha-t 0.2 --alpha-r 0.1
+--sigma 1 --nu 0.5 [--dist0 0]``.  Each value may be a number, a comma list (``0.1,0.2``) or
+a sweep ``start:stop:count`` (inclusive, like ``numpy.linspace``); several lists or sweeps
+give their Cartesian product, printed as CSV (default) or JSON (``--json``).
+
+Input errors (unknown regime, missing or malformed parameter, a size that is not a positive
+integer, a failing regime condition, a non-finite value) print one line
+``symmaml: error: ...`` on stderr and exit with status 2.  ``regenerate`` exits with 1 when a
+script fails.  Set ``SYMMAML_DEBUG=1`` to get tracebacks instead.
+
+A command is a module with ``register(subparsers, regimes, orders)`` that adds its parser and
+sets ``func``; :data:`COMMANDS` lists them in the order ``--help`` shows.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from . import derive, evaluate, optimize, regenerate, simulate
+from .common import PARAM_NAMES, Parser, UsageError, attach_negative_values, parse_values
+from .simulate import run_simulation
+
+__all__ = ["main", "build_parser", "parse_values", "run_simulation", "UsageError", "COMMANDS"]
+
+COMMANDS = (derive, evaluate, optimize, simulate, regenerate)
+#: flags whose value may start with a minus sign (a negative number or sweep)
+VALUE_FLAGS = frozenset("--" + n.replace("_", "-") for n in PARAM_NAMES)
+
+
+def build_parser() -> Parser:
+    from .. import __version__
+    from ..maml import ORDERS, REGIMES
+
+    parser = Parser(
+        prog="symmaml",
+        description="Closed-form average test loss of one-step MAML (mixed linear regression), "
+                    "derived step by step with SymPy, checked by simulation.",
+        epilog="Run 'symmaml COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"symmaml {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
+    for command in COMMANDS:
+        command.register(sub, REGIMES, list(ORDERS))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 a regenerate script failed, 2 bad input)."""
+    debug = os.environ.get("SYMMAML_DEBUG", "") not in ("", "0")
+    argv = attach_negative_values(list(sys.argv[1:] if argv is None else argv), VALUE_FLAGS)
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except SystemExit as e:  # --help, --version
+        return e.code if isinstance(e.code, int) else 0
+    except UsageError as e:
+        if debug:
+            raise
+        print(f"symmaml: error: {e}", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError) as e:
+        if debug:
+            raise
+        print(f"symmaml: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `symmaml eval ... | head`: stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        print("symmaml: interrupted", file=sys.stderr)
+        return 130
