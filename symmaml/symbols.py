@@ -6,11 +6,14 @@ LaTeX names live in :data:`LATEX_NAMES` and are handed to SymPy's printer.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import sympy as sp
 
 __all__ = [
-    "p", "m", "n_t", "n_v", "n_r", "alpha_t", "alpha_r", "sigma", "nu", "dist0",
+    "p", "m", "n_t", "n_v", "n_r", "alpha_t", "alpha_r", "sigma", "nu", "dist0", "d", "beta",
     "SIZES", "RATES", "SCALES", "PARAMETERS", "LATEX_NAMES", "by_name",
+    "ParameterSet", "LINEAR", "NONLINEAR",
 ]
 
 # sizes: positive integers
@@ -29,6 +32,11 @@ sigma = sp.Symbol("sigma", nonnegative=True)
 nu = sp.Symbol("nu", nonnegative=True)
 dist0 = sp.Symbol("dist0", nonnegative=True)
 
+# nonlinear regression (a two-layer network on y = (w.x + b)^2 + z): input dimension and the
+# standard deviation of the task offset b
+d = sp.Symbol("d", integer=True, positive=True)
+beta = sp.Symbol("beta", nonnegative=True)
+
 SIZES = (p, m, n_t, n_v, n_r)
 RATES = (alpha_t, alpha_r)
 SCALES = (sigma, nu, dist0)
@@ -46,12 +54,63 @@ LATEX_NAMES = {
     sigma: r"\sigma",
     nu: r"\nu",
     dist0: r"\lVert \omega_0 - w_0 \rVert^2",
+    d: "d",
+    beta: r"\beta",
 }
 
 
 def by_name(name: str) -> sp.Symbol:
     """The canonical symbol whose code name is ``name``."""
-    for s in PARAMETERS:
+    for s in PARAMETERS + (d, beta):
         if s.name == name:
             return s
-    raise KeyError(f"unknown parameter {name!r}; known: {', '.join(s.name for s in PARAMETERS)}")
+    raise KeyError(f"unknown parameter {name!r}; known: {', '.join(s.name for s in PARAMETERS + (d, beta))}")
+
+
+@dataclass(frozen=True)
+class ParameterSet:
+    """The parameters a family of results is a function of, in the order numeric functions list them.
+
+    Each symbol's kind follows from its assumptions: a positive integer is a *size*, a real symbol
+    that may be negative a *rate* (any finite number), a non-negative one a *scale* (finite, >= 0).
+    ``defaults`` maps code names to default values (e.g. ``dist0 = 0``).
+    """
+
+    symbols: tuple
+    defaults: dict = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def names(self) -> tuple:
+        return tuple(s.name for s in self.symbols)
+
+    def kind(self, name: str) -> str:
+        s = self.symbol(name)
+        if s.is_integer and s.is_positive:
+            return "size"
+        if s.is_nonnegative:
+            return "scale"
+        return "rate"
+
+    def symbol(self, name: str) -> sp.Symbol:
+        for s in self.symbols:
+            if s.name == name:
+                return s
+        raise KeyError(f"unknown parameter {name!r}; known: {', '.join(self.names)}")
+
+    @property
+    def sizes(self) -> frozenset:
+        return frozenset(n for n in self.names if self.kind(n) == "size")
+
+    @property
+    def rates(self) -> frozenset:
+        return frozenset(n for n in self.names if self.kind(n) == "rate")
+
+    @property
+    def scales(self) -> frozenset:
+        return frozenset(n for n in self.names if self.kind(n) == "scale")
+
+
+#: the parameters of mixed linear regression (``shared/spec/model.md``)
+LINEAR = ParameterSet(PARAMETERS, {"dist0": 0.0})
+#: the parameters of nonlinear regression with a two-layer network in its kernel limit
+NONLINEAR = ParameterSet((d, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, beta))

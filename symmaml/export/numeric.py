@@ -34,44 +34,40 @@ from sympy.core.sorting import default_sort_key
 
 from .. import special
 from ..derivation import Condition
-from ..symbols import PARAMETERS, RATES, SCALES, SIZES, m, n_v, p
+from ..symbols import LINEAR, ParameterSet, m, n_v, p
 
 __all__ = ["numeric_function", "NumericFunction", "BACKENDS"]
 
 BACKENDS = ("numpy", "mpmath", "jax")
-_NAMES = tuple(s.name for s in PARAMETERS)
-_SIZE_NAMES = frozenset(s.name for s in SIZES)
-_RATE_NAMES = frozenset(s.name for s in RATES)
-_SCALE_NAMES = frozenset(s.name for s in SCALES)
-_DEFAULTS = {"dist0": 0.0}
 _REGIME_LABELS = (
     (sp.StrictGreaterThan(p, m * n_v).canonical, "regime 'over'"),
     (sp.StrictLessThan(p, m * n_v).canonical, "regime 'under'"),
 )
 
 
-def _requirement(name: str) -> str:
-    if name in _SIZE_NAMES:
+def _requirement(name: str, params: ParameterSet = LINEAR) -> str:
+    kind = params.kind(name)
+    if kind == "size":
         return "a positive integer"
-    if name in _RATE_NAMES:
+    if kind == "rate":
         return "a finite real number"
     return "a finite number >= 0"
 
 
-def _fmt(name: str, value) -> str:
+def _fmt(name: str, value, params: ParameterSet = LINEAR) -> str:
     if isinstance(value, (bool, np.bool_, str, bytes)):
         return repr(value)
     try:
         x = float(value)
     except (TypeError, ValueError):
         return repr(value)
-    if name in _SIZE_NAMES and x.is_integer():
+    if name in params.names and params.kind(name) == "size" and x.is_integer():
         return str(int(x))
     return repr(x) if math.isfinite(x) else str(x)
 
 
-def _bad(name: str, value, where: str = "") -> ValueError:
-    return ValueError(f"{name} must be {_requirement(name)}; got {_fmt(name, value)}{where}")
+def _bad(name: str, value, where: str = "", params: ParameterSet = LINEAR) -> ValueError:
+    return ValueError(f"{name} must be {_requirement(name, params)}; got {_fmt(name, value, params)}{where}")
 
 
 def _relation_text(rel) -> str:
@@ -85,25 +81,26 @@ def _is_tracer(x) -> bool:
     return type(x).__module__.startswith("jax") and "Tracer" in type(x).__name__
 
 
-def _check_scalar(name: str, value) -> float:
+def _check_scalar(name: str, value, params: ParameterSet = LINEAR) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
         try:  # mpmath numbers and other real-like scalars
             if isinstance(value, (bool, np.bool_, str, bytes)):
                 raise TypeError
             x = float(value)
         except (TypeError, ValueError):
-            raise _bad(name, value) from None
+            raise _bad(name, value, params=params) from None
     else:
         x = float(value)
-    if name in _SIZE_NAMES:
+    kind = params.kind(name)
+    if kind == "size":
         if not (x.is_integer() and x > 0):
-            raise _bad(name, value)
-    elif not math.isfinite(x) or (name in _SCALE_NAMES and x < 0):
-        raise _bad(name, value)
+            raise _bad(name, value, params=params)
+    elif not math.isfinite(x) or (kind == "scale" and x < 0):
+        raise _bad(name, value, params=params)
     return x
 
 
-def _check_array(name: str, value) -> np.ndarray:
+def _check_array(name: str, value, params: ParameterSet = LINEAR) -> np.ndarray:
     a = np.asarray(value)
     if a.dtype == bool or a.dtype.kind not in "iuf":
         try:
@@ -111,17 +108,19 @@ def _check_array(name: str, value) -> np.ndarray:
                 raise TypeError
             a = a.astype(float)
         except (TypeError, ValueError):
-            raise ValueError(f"{name} must be {_requirement(name)} (or an array of them); got {value!r}") from None
+            raise ValueError(f"{name} must be {_requirement(name, params)} (or an array of them); "
+                             f"got {value!r}") from None
     a = a.astype(float, copy=False)
-    if name in _SIZE_NAMES:
+    kind = params.kind(name)
+    if kind == "size":
         ok = (a > 0) & (a == np.floor(a))  # NaN and inf fail one of these
-    elif name in _SCALE_NAMES:
+    elif kind == "scale":
         ok = np.isfinite(a) & (a >= 0)
     else:
         ok = np.isfinite(a)
     if not ok.all():
         idx = np.unravel_index(int(np.argmin(ok)), a.shape)
-        raise _bad(name, a[idx], f" (at index {tuple(int(i) for i in idx)})")
+        raise _bad(name, a[idx], f" (at index {tuple(int(i) for i in idx)})", params)
     return a
 
 
@@ -239,10 +238,13 @@ class NumericFunction:
     """
 
     def __init__(self, expr, *, backend: str = "numpy", conditions=(), ignore=(), name: str = "",
-                 dps: int = 50, cse: bool = True, definitions=(), domain: str = ""):
+                 dps: int = 50, cse: bool = True, definitions=(), domain: str = "",
+                 parameters: ParameterSet = LINEAR):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
         self.expr = sp.sympify(expr)
+        self.parameters = parameters
+        names, symbols = parameters.names, parameters.symbols
         self.definitions = tuple((sym, sp.sympify(value)) for sym, value in definitions)
         # evaluated under private names (a definition may be called \mu_0 for LaTeX)
         self._rename = {sym: sp.Symbol(f"_d{i}") for i, (sym, _) in enumerate(self.definitions)}
@@ -257,11 +259,11 @@ class NumericFunction:
         self.conditions = tuple(c.relation for c in conditions)
         self._condition_texts = tuple(c.text for c in conditions)
         ignore = {getattr(s, "name", s) for s in ignore}
-        unknown = sorted(ignore - set(_NAMES))
+        unknown = sorted(ignore - set(names))
         if unknown:
             raise ValueError(f"ignore: unknown parameter(s) {', '.join(unknown)}")
-        self.ignored = tuple(n for n in _NAMES if n in ignore)
-        known = set(PARAMETERS)
+        self.ignored = tuple(n for n in names if n in ignore)
+        known = set(symbols)
         extra = []
         for sym, value in self.definitions:
             if sym in known:
@@ -270,15 +272,15 @@ class NumericFunction:
             known.add(sym)
         extra += sorted((s.name for s in self.expr.free_symbols if s not in known))
         for c in self.conditions:
-            extra += sorted(s.name for s in c.free_symbols if s not in PARAMETERS)
+            extra += sorted(s.name for s in c.free_symbols if s not in symbols)
         if extra:
             raise ValueError(f"{self.name}: symbols that are not parameters: {', '.join(sorted(set(extra)))}")
         everything = self.expr.free_symbols.union(*(v.free_symbols for _, v in self.definitions))
-        self.used = tuple(s for s in PARAMETERS if s in everything)
-        self.checked = tuple(n for n in _NAMES if n not in self.ignored)
+        self.used = tuple(s for s in symbols if s in everything)
+        self.checked = tuple(n for n in names if n not in self.ignored)
         params = []
-        for n in _NAMES:
-            default = _DEFAULTS.get(n, None if n in self.ignored else inspect.Parameter.empty)
+        for n in names:
+            default = parameters.defaults.get(n, None if n in self.ignored else inspect.Parameter.empty)
             params.append(inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=default))
         self.signature = inspect.Signature(params)
         self.__signature__ = self.signature
@@ -320,7 +322,7 @@ class NumericFunction:
     def _compile_condition(self, cond, text: str = ""):
         if not isinstance(cond, sp.core.relational.Relational):
             raise ValueError(f"condition must be a SymPy relation in the parameters; got {cond!r}")
-        args = tuple(s for s in PARAMETERS if s in cond.free_symbols)
+        args = tuple(s for s in self.parameters.symbols if s in cond.free_symbols)
         label = next((lab for c, lab in _REGIME_LABELS if cond.canonical == c), self.name)
         return dict(cond=cond, args=args, label=label,
                     # CSE: a large condition (e.g. a validity polynomial) then costs about as much as the result
@@ -335,40 +337,41 @@ class NumericFunction:
             xs = [values[s.name] for s in c["args"]]
             if all(isinstance(x, float) for x in xs):
                 if not bool(c["scalar"](*xs)):
-                    got = ", ".join(f"{s.name}={_fmt(s.name, x)}" for s, x in zip(c["args"], xs))
+                    got = ", ".join(f"{s.name}={_fmt(s.name, x, self.parameters)}" for s, x in zip(c["args"], xs))
                     raise ValueError(f"{c['message']}; got {got}")
                 continue
             ok = np.asarray(c["vector"](*xs), dtype=bool)
             if not ok.all():
                 ok = np.broadcast_to(ok, np.broadcast_shapes(ok.shape, *(np.shape(x) for x in xs)))
                 idx = np.unravel_index(int(np.argmin(ok)), ok.shape)
-                got = ", ".join(f"{s.name}={_fmt(s.name, np.broadcast_to(x, ok.shape)[idx])}"
+                got = ", ".join(f"{s.name}={_fmt(s.name, np.broadcast_to(x, ok.shape)[idx], self.parameters)}"
                                 for s, x in zip(c["args"], xs))
                 raise ValueError(f"{c['message']}; got {got}")
 
     # -- arguments ------------------------------------------------------------------
     def _bind(self, args, kwargs) -> dict:
+        names, defaults = self.parameters.names, self.parameters.defaults
         if args:
-            raise TypeError(f"{self.name} takes keyword arguments only ({', '.join(_NAMES)}); "
+            raise TypeError(f"{self.name} takes keyword arguments only ({', '.join(names)}); "
                             f"got {len(args)} positional")
-        unknown = sorted(set(kwargs) - set(_NAMES))
+        unknown = sorted(set(kwargs) - set(names))
         if unknown:
             raise TypeError(f"{self.name} got unexpected keyword argument(s): {', '.join(unknown)} "
-                            f"(parameters: {', '.join(_NAMES)})")
-        missing = [n for n in self.checked if n not in kwargs and n not in _DEFAULTS]
+                            f"(parameters: {', '.join(names)})")
+        missing = [n for n in self.checked if n not in kwargs and n not in defaults]
         if missing:
             raise TypeError(f"{self.name} missing required keyword argument(s): {', '.join(missing)}")
-        return {n: kwargs.get(n, _DEFAULTS.get(n)) for n in self.checked}
+        return {n: kwargs.get(n, defaults.get(n)) for n in self.checked}
 
     def _validate(self, raw: dict, allow_arrays: bool = True):
         values, shapes = {}, []
         for n, v in raw.items():
             if np.ndim(v) == 0 and not isinstance(v, np.ndarray):
-                values[n] = _check_scalar(n, v)
+                values[n] = _check_scalar(n, v, self.parameters)
             elif not allow_arrays:
                 raise ValueError(f"the {self.backend} backend takes scalar arguments; got an array for {n}")
             else:
-                a = _check_array(n, v)
+                a = _check_array(n, v, self.parameters)
                 values[n] = float(a) if a.ndim == 0 else a
                 shapes.append(a.shape)
         shape = np.broadcast_shapes(*shapes) if shapes else ()
@@ -376,7 +379,7 @@ class NumericFunction:
         return values, shape
 
     def _nonfinite(self, values: dict, where=None) -> ValueError:
-        at = ", ".join(f"{n}={_fmt(n, v if where is None else np.broadcast_to(v, where[1])[where[0]])}"
+        at = ", ".join(f"{n}={_fmt(n, v if where is None else np.broadcast_to(v, where[1])[where[0]], self.parameters)}"
                        for n, v in values.items())
         hint = f" (outside its domain: {self.domain})" if self.domain else ""
         return ValueError(f"{self.name} is not finite at {at}{hint}")
@@ -493,7 +496,7 @@ class NumericFunction:
 
 def numeric_function(expr, *, backend: str = "numpy", conditions=(), ignore=(), name: str = "",
                      dps: int = 50, cse: bool = True, definitions=(), domain: str = "",
-                     **options: Any) -> NumericFunction:
+                     parameters: ParameterSet = LINEAR, **options: Any) -> NumericFunction:
     """A function of the keyword arguments ``p, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, dist0``.
 
     All are required except ``dist0`` (default 0.0) and those in ``ignore`` (accepted and
@@ -516,9 +519,13 @@ def numeric_function(expr, *, backend: str = "numpy", conditions=(), ignore=(), 
     expression is defined, added to the error raised for a non-finite value (an expression may
     encode its own domain by evaluating to NaN outside it, e.g. with ``Piecewise``).
 
+    ``parameters``: the :class:`~symmaml.symbols.ParameterSet` the function takes (default: the
+    linear model's; :data:`~symmaml.symbols.NONLINEAR` for the network's kernel limit); each is
+    validated by its kind (size, rate or scale).
+
     The returned object has attributes ``expr``, ``definitions``, ``backend`` and ``signature``.
     """
     if options:
         raise TypeError(f"numeric_function got unexpected option(s): {', '.join(sorted(options))}")
     return NumericFunction(expr, backend=backend, conditions=conditions, ignore=ignore, name=name,
-                           dps=dps, cse=cse, definitions=definitions, domain=domain)
+                           dps=dps, cse=cse, definitions=definitions, domain=domain, parameters=parameters)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ..derivation import Derivation
-from ..symbols import PARAMETERS
+from ..symbols import LINEAR, ParameterSet
 
 __all__ = ["Result"]
 
@@ -32,10 +32,12 @@ class Result:
     #: where ``expr`` is defined beyond ``conditions`` (it evaluates to NaN outside; the
     #: numeric function then raises with this sentence)
     domain: str = ""
+    #: the parameters ``expr`` is a function of (the linear model's by default)
+    parameter_set: ParameterSet = LINEAR
 
     @property
     def parameters(self) -> tuple:
-        return PARAMETERS
+        return self.parameter_set.symbols
 
     def latex(self, standalone: bool = False) -> str:
         """LaTeX of the derivation: a fragment to ``\\input``, or a standalone document."""
@@ -61,7 +63,8 @@ class Result:
         if key not in cache:
             cache[key] = numeric_function(self.expr, backend=backend, conditions=self.conditions,
                                           ignore=self.ignored, name=f"{self.name} ({self.regime}, {self.order})",
-                                          definitions=self.definitions, domain=self.domain, **options)
+                                          definitions=self.definitions, domain=self.domain,
+                                          parameters=self.parameter_set, **options)
         return cache[key]
 
     def _repr_latex_(self) -> str:
