@@ -32,8 +32,9 @@ def loss(theta, X, y, n):
 
 
 def gradient(X, y, n, at):
-    """``grad_theta L(theta; D)`` at ``at``, by SymPy matrix calculus."""
-    return loss(_theta, X, y, n).diff(_theta).subs(_theta, at)
+    """``grad_theta L(theta; D)`` at ``at``, by SymPy matrix calculus (theta of X's column dimension)."""
+    theta = _theta if X.shape[1] == _theta.shape[0] else sp.MatrixSymbol("theta", X.shape[1], 1)
+    return loss(theta, X, y, n).diff(theta).subs(theta, at)
 
 
 def inner_step(start, X, y, alpha, n):

@@ -99,11 +99,48 @@ WICK = Rule("Gaussian average (Wick)", r"\mathbb{E}\prod\text{Gaussian entries} 
 ALGEBRA = Rule("algebra", r"\text{collect the pieces}")
 
 
+_LENGTH = {_1t: n_t, _1v: n_v, _1r: n_r}
+
+
+def _ones_word_trace(word) -> sp.Expr | None:
+    """tr of a product of ones vectors and their transposes: the product of the inner products."""
+    args = word.args if isinstance(word, sp.MatMul) else (word,)
+    value = sp.S.One
+    for a in args:
+        if isinstance(a, sp.Transpose) and a.arg in _LENGTH:
+            value *= _LENGTH[a.arg]
+        elif a in _LENGTH:
+            continue
+        elif a.is_number:
+            value *= a
+        else:
+            return None
+    return value
+
+
 def _ones(e):
-    """Substitute the ones vectors and simplify traces of them."""
+    """Evaluate the traces of words in the ones vectors (their only deterministic matrices here)."""
     if isinstance(e, sp.MatrixExpr) and e.shape == (1, 1):
         e = e[0, 0]
-    return sp.expand(e.xreplace(_ONES).doit()) if e.has(_1t, _1v, _1r) else sp.expand(e)
+    if isinstance(e, sp.MatrixExpr):  # a matrix: its trace, term by term
+        parts = []
+        for term in (e.args if isinstance(e, sp.MatAdd) else (e,)):
+            coeff, mats = term.as_coeff_matrices() if isinstance(term, sp.MatMul) else (sp.S.One, [term])
+            word = mats[0] if len(mats) == 1 else sp.MatMul(*mats)
+            if isinstance(word, sp.Identity):
+                parts.append(coeff * word.shape[0])
+            else:
+                parts.append(coeff * sp.Trace(word))
+        e = sp.Add(*parts)
+    reps = {}
+    for tr in e.atoms(sp.Trace):
+        v = _ones_word_trace(tr.arg)
+        if v is not None:
+            reps[tr] = v
+    e = e.xreplace(reps)
+    if e.has(_1t, _1v, _1r):  # something else (should not happen): SymPy's own evaluation
+        e = e.xreplace(_ONES).doit()
+    return sp.expand(e)
 
 
 class _Task:
@@ -119,6 +156,11 @@ class _Task:
         self.pi = _1v.T * self.M1                                          # 1^T M 1
         self.q = self.MX.T * _1v                                           # X_S^T M^T 1
         self.x = self.MX.T * self.M1                                       # X_S^T M^T M 1
+
+
+@lru_cache(maxsize=None)
+def _task(k) -> _Task:
+    return _Task(k)
 
 
 def _F(name, build, parity):
@@ -196,12 +238,9 @@ def _expect(gs: GroupSum, trace: bool = False):
     def finish(e):
         return _ones(e)
 
-    def make(k):
-        return _Task(k)
+    make = _task
 
-    if not trace:
-        return gs.expect(m, make, finish)
-    return gs.expect(m, make, lambda e: _ones(sp.Trace(e).doit() if isinstance(e, sp.MatrixExpr) else e))
+    return gs.expect(m, make, finish)
 
 
 def _mean_gram(dv: Derivation):
@@ -298,7 +337,7 @@ def derive_leading():
     names = [("ell", LAM1)] + [(f"k{k}", KAPPA[k - 1]) for k in range(1, 6)] + [("u0", TRACE_U)] + \
             [(f"u{k}", UPS[k - 1]) for k in range(1, 6)]
     for key, sym in names:
-        value = factor(sp.expand(_expect(channels[key], trace=key in _TRACE_CHANNELS)))
+        value = sp.expand(_expect(channels[key], trace=key in _TRACE_CHANNELS))
         defs.append((sym, value))
         dv.add(EXCHANGEABLE, sym, value, note=f"design average ({key})")
     dv.add(LABEL_CHANNELS, sp.Symbol(r"\mathbb{E}\,\kappa^{\star 2}"),

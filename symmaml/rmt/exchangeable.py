@@ -145,7 +145,7 @@ class GroupSum:
                     continue
                 groups = [make_group(b) for b in range(len(partition))]
                 parts = [f(groups[where[i]]) if i is not None else f for f, i in mono.factors]
-                prod = sp.MatMul(*parts).doit() if any(isinstance(p, sp.MatrixExpr) for p in parts) else sp.Mul(*parts)
+                prod = sp.MatMul(*parts) if any(isinstance(p, sp.MatrixExpr) for p in parts) else sp.Mul(*parts)
                 value = finish(expectation(prod))
                 if isinstance(value, sp.MatrixExpr) and value.shape == (1, 1):
                     value = value[0, 0]
