@@ -4,6 +4,7 @@
 ``symmaml eval``        evaluate a result at parameters (any parameter may be a sweep)
 ``symmaml optimize``    optimal alpha_t or alpha_r and the minimal loss
 ``symmaml simulate``    Monte Carlo average test loss at the same parameters
+``symmaml ntk``         the two-layer ReLU network in its kernel limit (eval, simulate)
 ``symmaml regenerate``  run every ``derivations/*.py`` script
 
 Parameters are given as ``--p 60 --m 3 --n-t 30 --n-v 2 --n-r 20 --alpha-t 0.2 --alpha-r 0.1
@@ -24,15 +25,15 @@ from __future__ import annotations
 import os
 import sys
 
-from . import derive, evaluate, optimize, regenerate, simulate
+from . import derive, evaluate, ntk, optimize, regenerate, simulate
 from .common import PARAM_NAMES, Parser, UsageError, attach_negative_values, parse_values
 from .simulate import run_simulation
 
 __all__ = ["main", "build_parser", "parse_values", "run_simulation", "UsageError", "COMMANDS"]
 
-COMMANDS = (derive, evaluate, optimize, simulate, regenerate)
+COMMANDS = (derive, evaluate, optimize, simulate, ntk, regenerate)
 #: flags whose value may start with a minus sign (a negative number or sweep)
-VALUE_FLAGS = frozenset("--" + n.replace("_", "-") for n in PARAM_NAMES)
+VALUE_FLAGS = frozenset("--" + n.replace("_", "-") for n in PARAM_NAMES) | ntk.VALUE_FLAGS
 
 
 def build_parser() -> Parser:
