@@ -42,7 +42,7 @@ EFFECTIVE = Rule(
               r"norm fluctuations $|x|^2/d - 1 = O(d^{-1/2})$ dropped",
 )
 TAYLOR = Rule("Taylor expansion", r"F(t) = F(0) + F'(0)\,t + \tfrac12 F''(0)\,t^2 + O(t^3)",
-              reference="SymPy series")
+              reference="SymPy differentiation at t = 0")
 
 
 def _unit_norm(expr):
@@ -59,13 +59,12 @@ def derive_effective_kernels() -> tuple[tuple, Derivation]:
     definitions = []
     for name, (c_0, c_1, lam, diagonal) in (("ntk", (C0, C1, LAMBDA, 2)), ("nngp", (E0, E1, LAMBDA_SIGMA, 1))):
         f = _unit_norm(kernel_expressions()[name])
-        series = sp.series(f, _t, 0, 3).removeO()
-        f0, f1, f2 = (sp.radsimp(sp.simplify(series.coeff(_t, k))) for k in range(3))
+        # Taylor coefficients F^(k)(0)/k! (exact: pi and sqrt 3)
+        f0, f1, f2 = (sp.radsimp(sp.expand(sp.diff(f, _t, k).subs(_t, 0) / sp.factorial(k))) for k in range(3))
         lhs = sp.Symbol(r"\Theta(x,x')" if name == "ntk" else r"\Sigma(x,x')")
         dv.add(TAYLOR, sp.Symbol(r"%s|_{|x|^2 = |x'|^2 = d}" % lhs.name), f0 + f1 * _t + f2 * _t**2, lhs=lhs,
                note=r"$q_{11} = q_{22} = 2$, $q_{12} = 1 + t$, $\cos\vartheta = (1 + t)/2$")
-        values = [(c_0, sp.simplify(f0 + f2 / d)), (c_1, sp.simplify(f1)),
-                  (lam, sp.simplify(diagonal - (f0 + f2 / d) - f1))]
+        values = [(c_0, f0 + f2 / d), (c_1, f1), (lam, sp.expand(diagonal - f0 - f1 - f2 / d))]
         for sym, value in values:
             definitions.append((sym, value))
             dv.add(EFFECTIVE, sym, value)

@@ -143,19 +143,29 @@ def _ones(e):
     return sp.expand(e)
 
 
+def _mul(*args):
+    """An unevaluated matrix product (scalars allowed): building it costs no simplification."""
+    return sp.MatMul(*args, evaluate=False)
+
+
+def _add(*args):
+    return sp.MatAdd(*args, evaluate=False)
+
+
 class _Task:
     """One meta-training task's inputs and the effective-kernel objects built from them."""
 
     def __init__(self, k):
+        a = _a
         self.X_T = gaussian_matrix(f"X_T{k}", n_t, d)
         self.X_V = gaussian_matrix(f"X_V{k}", n_v, d)
-        self.W = C0 * _1v * _1t.T + (C1 / d) * self.X_V * self.X_T.T      # Theta(V, T)
-        self.M1 = _1v - _a * self.W * _1t                                  # M 1
-        self.MX = self.X_V - _a * self.W * self.X_T                         # M X_S
-        self.MMt = sp.Identity(n_v) + _a**2 * self.W * self.W.T             # M M^T
-        self.pi = _1v.T * self.M1                                          # 1^T M 1
-        self.q = self.MX.T * _1v                                           # X_S^T M^T 1
-        self.x = self.MX.T * self.M1                                       # X_S^T M^T M 1
+        self.W = _add(_mul(C0, _1v, _1t.T), _mul(C1 / d, self.X_V, self.X_T.T))          # Theta(V, T)
+        self.M1 = _add(_1v, _mul(-a, self.W, _1t))                                       # M 1
+        self.MX = _add(self.X_V, _mul(-a, self.W, self.X_T))                              # M X_S
+        self.MMt = _add(sp.Identity(n_v), _mul(a**2, self.W, self.W.T))                  # M M^T
+        self.pi = _mul(_1v.T, self.M1)                                                   # 1^T M 1
+        self.q = _mul(self.MX.T, _1v)                                                    # X_S^T M^T 1
+        self.x = _mul(self.MX.T, self.M1)                                                # X_S^T M^T M 1
 
 
 @lru_cache(maxsize=None)
@@ -270,8 +280,6 @@ def _mean_gram(dv: Derivation):
     return [(ALPHA_G, g1), (BETA_G, g2), (GAMMA_G, g3), (H1, factor(h1)), (H2, factor(h2)), (H3, factor(h3))]
 
 
-_TRACE_CHANNELS = frozenset({"u3", "u4", "u5", "u0"})
-
 
 def _adaptation(dv: Derivation) -> tuple:
     """``E|Delta_r|^2 = q_c D_c + q_l D_l + q_0`` over the adaptation inputs and noise (exact)."""
@@ -337,7 +345,7 @@ def derive_leading():
     names = [("ell", LAM1)] + [(f"k{k}", KAPPA[k - 1]) for k in range(1, 6)] + [("u0", TRACE_U)] + \
             [(f"u{k}", UPS[k - 1]) for k in range(1, 6)]
     for key, sym in names:
-        value = sp.expand(_expect(channels[key], trace=key in _TRACE_CHANNELS))
+        value = sp.expand(_expect(channels[key]))
         defs.append((sym, value))
         dv.add(EXCHANGEABLE, sym, value, note=f"design average ({key})")
     dv.add(LABEL_CHANNELS, sp.Symbol(r"\mathbb{E}\,\kappa^{\star 2}"),

@@ -130,12 +130,15 @@ class GroupSum:
                         for mono in self.monomials)
 
     # -- expectation ------------------------------------------------------------------------
-    def expect(self, m, make_group: Callable, finish: Callable = lambda e: e) -> sp.Expr:
+    def expect(self, m, make_group: Callable, finish: Callable = lambda e: e, cache: dict | None = None) -> sp.Expr:
         """``E[self]`` over ``m`` i.i.d. groups; ``make_group(k)`` returns the k-th group's letters.
 
         ``finish`` post-processes each engine result (e.g. substitutes deterministic vectors).
-        A 1x1 matrix result is returned as a scalar.
+        A 1x1 matrix result is returned as a scalar.  ``cache`` (a dict, shared between calls with the
+        same ``make_group`` and ``finish``) keeps built factors and averaged products: sums that share
+        terms average each once.
         """
+        cache = {} if cache is None else cache
         total = sp.S.Zero
         for mono in self.monomials:
             idx = mono.indices
@@ -143,12 +146,23 @@ class GroupSum:
                 where = {i: b for b, block in enumerate(partition) for i in (idx[k] for k in block)}
                 if _odd_block(mono, where):
                     continue
-                groups = [make_group(b) for b in range(len(partition))]
-                parts = [f(groups[where[i]]) if i is not None else f for f, i in mono.factors]
+                parts = []
+                for f, i in mono.factors:
+                    if i is None:
+                        parts.append(f)
+                        continue
+                    key = ("factor", f, where[i])
+                    if key not in cache:
+                        cache[key] = f(make_group(where[i]))
+                    parts.append(cache[key])
                 prod = sp.MatMul(*parts) if any(isinstance(p, sp.MatrixExpr) for p in parts) else sp.Mul(*parts)
-                value = finish(expectation(prod))
-                if isinstance(value, sp.MatrixExpr) and value.shape == (1, 1):
-                    value = value[0, 0]
+                key = ("value", prod)
+                if key not in cache:
+                    value = finish(expectation(prod))
+                    if isinstance(value, sp.MatrixExpr) and value.shape == (1, 1):
+                        value = value[0, 0]
+                    cache[key] = value
+                value = cache[key]
                 total += mono.coeff * falling(m, len(partition)) * value
         return total
 
