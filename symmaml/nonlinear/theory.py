@@ -139,8 +139,8 @@ def _ones(e):
             reps[tr] = v
     e = e.xreplace(reps)
     if e.has(_1t, _1v, _1r):  # something else (should not happen): SymPy's own evaluation
-        e = e.xreplace(_ONES).doit()
-    return sp.expand(e)
+        e = sp.expand(e.xreplace(_ONES).doit())
+    return e
 
 
 def _mul(*args):
@@ -244,13 +244,11 @@ def _u4():
     return Z @ Z
 
 
-def _expect(gs: GroupSum, trace: bool = False):
-    def finish(e):
-        return _ones(e)
+_CACHE: dict = {}  # built factors and averaged products, shared by the channels
 
-    make = _task
 
-    return gs.expect(m, make, finish)
+def _expect(gs: GroupSum):
+    return gs.expect(m, _task, _ones, cache=_CACHE)
 
 
 def _mean_gram(dv: Derivation):

@@ -139,7 +139,7 @@ class GroupSum:
         terms average each once.
         """
         cache = {} if cache is None else cache
-        total = sp.S.Zero
+        terms = []
         for mono in self.monomials:
             idx = mono.indices
             for partition in set_partitions(len(idx)):
@@ -163,8 +163,8 @@ class GroupSum:
                         value = value[0, 0]
                     cache[key] = value
                 value = cache[key]
-                total += mono.coeff * falling(m, len(partition)) * value
-        return total
+                terms.append(mono.coeff * falling(m, len(partition)) * value)
+        return sp.Add(*terms)
 
 
 def _odd_block(mono: _Monomial, where: dict) -> bool:
