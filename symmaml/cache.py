@@ -258,7 +258,10 @@ def key_of(fn, args: tuple, kwargs: dict) -> str | None:
 
 def persistent(fn):
     """Decorate a function whose value is a deterministic, picklable function of its arguments:
-    its values are kept in the cache, keyed by every argument (see :func:`key_of`)."""
+    its values are kept in the cache, keyed by every argument (see :func:`key_of`).
+
+    A value with a ``__dict__`` gets its key as the attribute ``cache_key`` (stored with it), so
+    what is compiled from it can be cached under the same key (``Result.numeric``)."""
 
     @functools.wraps(fn)
     def cached(*args, **kwargs):
@@ -269,10 +272,16 @@ def persistent(fn):
         data = st.get(key)
         if data is not None:
             try:
-                return loads(data)
+                value = loads(data)
+                if getattr(value, "cache_key", key) == key:
+                    return value
             except Exception:  # e.g. a class that no longer unpickles: derive again
                 pass
         value = fn(*args, **kwargs)
+        try:
+            vars(value)["cache_key"] = key
+        except TypeError:
+            pass
         try:
             payload = dumps(value)
         except Exception:

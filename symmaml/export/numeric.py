@@ -501,7 +501,7 @@ class NumericFunction:
 
     def __init__(self, expr, *, backend: str = "numpy", conditions=(), ignore=(), name: str = "",
                  dps: int | None = None, cse: bool = True, definitions=(), domain: str = "",
-                 parameters: ParameterSet = LINEAR):
+                 parameters: ParameterSet = LINEAR, cache_key: str | None = None):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
         self.expr = sp.sympify(expr)
@@ -544,7 +544,8 @@ class NumericFunction:
         for n in names:
             default = parameters.defaults.get(n, None if n in self.ignored else inspect.Parameter.empty)
             params.append(inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=default))
-        self._fingerprint = self._content_hash()
+        self._fingerprint = (hashlib.sha256(f"{cache_key} cse={self.cse}".encode()).hexdigest() if cache_key
+                             else self._content_hash())
         self.signature = inspect.Signature(params)
         self.__signature__ = self.signature
         self.__name__ = "numeric_function"
@@ -563,8 +564,10 @@ class NumericFunction:
         return f"<NumericFunction {self.name!r} backend={self.backend!r}>"
 
     def _content_hash(self) -> str | None:
-        """A hash of everything the compiled functions depend on (None if it cannot be pickled):
-        the persistent cache keeps them under it, so equal expressions share them across processes."""
+        """A hash of everything the compiled functions depend on (None if it cannot be pickled),
+        for a function made without a ``cache_key``: an expression built the same way in another
+        process has the same hash (one rebuilt differently, e.g. read from a pickle, may not: SymPy
+        shares cached subexpressions differently, which changes the pickle, never the meaning)."""
         try:
             data = cache.dumps((self.expr, self.definitions, self.conditions, self.parameters.symbols,
                                 self.ignored, self.cse))
@@ -774,7 +777,8 @@ class NumericFunction:
 
 def numeric_function(expr, *, backend: str = "numpy", conditions=(), ignore=(), name: str = "",
                      dps: int | None = None, cse: bool = True, definitions=(), domain: str = "",
-                     parameters: ParameterSet = LINEAR, **options: Any) -> NumericFunction:
+                     parameters: ParameterSet = LINEAR, cache_key: str | None = None,
+                     **options: Any) -> NumericFunction:
     """A function of the keyword arguments ``p, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, dist0``.
 
     All are required except ``dist0`` (default 0.0) and those in ``ignore`` (accepted and
@@ -805,9 +809,15 @@ def numeric_function(expr, *, backend: str = "numpy", conditions=(), ignore=(), 
     linear model's; :data:`~symmaml.symbols.NONLINEAR` for the network's kernel limit); each is
     validated by its kind (size, rate or scale).
 
+    ``cache_key``: a string that determines everything else passed here (e.g. the key a derived
+    result is cached under, :mod:`symmaml.cache`); the compiled functions are then kept in the
+    persistent cache under it, so a later process skips specialising and ``lambdify``.  Without
+    it they are kept under a hash of the expression's pickle.
+
     The returned object has attributes ``expr``, ``definitions``, ``backend`` and ``signature``.
     """
     if options:
         raise TypeError(f"numeric_function got unexpected option(s): {', '.join(sorted(options))}")
     return NumericFunction(expr, backend=backend, conditions=conditions, ignore=ignore, name=name,
-                           dps=dps, cse=cse, definitions=definitions, domain=domain, parameters=parameters)
+                           dps=dps, cse=cse, definitions=definitions, domain=domain, parameters=parameters,
+                           cache_key=cache_key)
