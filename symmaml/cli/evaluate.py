@@ -5,7 +5,7 @@ import csv
 import json
 import sys
 
-from .common import PARAM_NAMES, UsageError, add_parameters, fmt, grid
+from .common import PARAM_NAMES, SIZE_NAMES, UsageError, add_parameters, fmt, grid
 from .derive import result
 
 __all__ = ["register", "run"]
@@ -24,7 +24,9 @@ def run(args) -> int:
     if args.backend == "mpmath":
         import mpmath
 
-        values = [f(**pt) for pt in points]
+        # each parameter exactly as the decimal the output prints (15 significant digits), not the
+        # binary float nearest to it: 0.2 is one fifth
+        values = [f(**{n: v if n in SIZE_NAMES else fmt(n, v) for n, v in pt.items()}) for pt in points]
         texts = [mpmath.nstr(v, dps) for v in values]
         floats = [float(v) for v in values]
     else:
@@ -70,7 +72,8 @@ def register(sub, regimes, orders) -> None:
     e.add_argument("--order", choices=orders, default="leading", help="order of approximation (default: leading)")
     add_parameters(e)
     e.add_argument("--backend", choices=("numpy", "mpmath"), default="numpy",
-                   help="numpy (float64, vectorised; default) or mpmath (arbitrary precision)")
+                   help="numpy (float64, vectorised; default) or mpmath (arbitrary precision; each parameter "
+                        "taken exactly as the decimal it prints as, 15 significant digits)")
     e.add_argument("--dps", type=int, default=None, help="significant digits for --backend mpmath (default 50)")
     e.add_argument("--json", action="store_true", help="print JSON (an object; rows for a sweep)")
     e.set_defaults(func=run)
