@@ -9,8 +9,8 @@ Where.  ``$SYMMAML_CACHE_DIR`` if set, else the platform's user cache directory:
 ``SYMMAML_CACHE=0`` turns the cache off (nothing is read or written).
 
 Keys.  Entries live in a *generation* directory named after the package version and a hash of
-the engine: every source file of the ``symmaml`` package and the versions of Python, SymPy,
-mpmath and NumPy.  Any change to them starts a new generation, so an entry made by other code
+the engine: every source file of the ``symmaml`` package (but the command line, ``symmaml/cli``)
+and the versions of Python, SymPy, mpmath and NumPy.  Any change to them starts a new generation, so an entry made by other code
 is never read; ``symmaml cache clear`` removes the old generations with the rest.  Inside a
 generation an entry's key says what it holds (e.g. the call ``average_test_loss(regime='over',
 order='corrected')``, or a content hash of an expression and what was compiled from it).
@@ -44,7 +44,7 @@ import sys
 import warnings
 from pathlib import Path
 
-__all__ = ["cache_dir", "enabled", "generation", "Store", "store", "persistent", "dumps", "loads",
+__all__ = ["cache_dir", "enabled", "generation", "engine_hash", "Store", "store", "persistent", "dumps", "loads",
            "info", "clear", "key_of"]
 
 FORMAT = b"SYMMAML-CACHE 1\n"
@@ -83,15 +83,22 @@ def generation() -> str:
     """``<version>-<hash>``: the package version and a hash of the engine's source and dependencies."""
     from . import __version__
 
+    return f"{__version__}-{engine_hash(Path(__file__).resolve().parent)}"
+
+
+def engine_hash(package: Path) -> str:
+    """16 hex digits of a SHA-256 over the package's source files (but ``cli/``) and the versions of
+    Python, SymPy, mpmath and NumPy."""
     h = hashlib.sha256()
     h.update(f"python {sys.version_info[:3]} {sys.implementation.name}\n".encode())
     for dist in ("sympy", "mpmath", "numpy"):  # imported by the engine anyway
         h.update(f"{dist} {getattr(importlib.import_module(dist), '__version__', '-')}\n".encode())
-    package = Path(__file__).resolve().parent
     for path in sorted(package.rglob("*.py")):
+        if path.relative_to(package).parts[0] == "cli":  # the command line changes no derived object
+            continue
         h.update(path.relative_to(package).as_posix().encode() + b"\0")
         h.update(hashlib.sha256(path.read_bytes()).digest())
-    return f"{__version__}-{h.hexdigest()[:16]}"
+    return h.hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------- the store

@@ -677,6 +677,15 @@ class NumericFunction:
         values, shape = self._validate(raw)
         return self._call_numpy(values, shape)
 
+    def masked(self, *args, **kwargs):
+        """Like calling the function (NumPy backend), but a value that is not finite (outside the
+        result's domain) comes back as NaN instead of raising: for searches over a parameter.
+        Inputs are validated as usual."""
+        if self.backend != "numpy":
+            raise ValueError(f"masked() needs the 'numpy' backend; this function uses {self.backend!r}")
+        values, shape = self._validate(self._bind(args, kwargs))
+        return self._call_numpy(values, shape, strict=False)
+
     def _specialised(self, arrays: tuple):
         fn = self._cache.get(arrays)
         if fn is None:
@@ -704,23 +713,29 @@ class NumericFunction:
             self._cache[arrays] = fn
         return fn
 
-    def _call_numpy(self, values: dict, shape):
+    def _call_numpy(self, values: dict, shape, strict: bool = True):
         arrays = tuple(s.name for s in self.used if isinstance(values[s.name], np.ndarray))
         coeff_fn, body_fn, array_names, scalar_names = self._specialised(arrays)
         try:
             coeffs = coeff_fn(*(values[n] for n in scalar_names)) if coeff_fn else []
         except (ZeroDivisionError, OverflowError, ValueError):
+            if not strict:
+                return np.full(shape, np.nan) if shape else math.nan
             raise self._nonfinite(values) from None
         with np.errstate(all="ignore"):
             out = body_fn(*(values[n] for n in array_names), *coeffs)
         if not shape:
             out = float(out)
             if not math.isfinite(out):
+                if not strict:
+                    return math.nan
                 raise self._nonfinite(values)
             return out
         out = np.asarray(out, dtype=float)
         if out.shape != shape:
             out = np.broadcast_to(out, shape).copy()
+        if not strict:
+            return np.where(np.isfinite(out), out, np.nan)
         if not np.isfinite(out).all():
             idx = np.unravel_index(int(np.argmin(np.isfinite(out))), shape)
             raise self._nonfinite(values, (idx, shape))
