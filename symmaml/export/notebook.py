@@ -8,6 +8,8 @@ instead of being printed; the documents (``.latex()``, ``.markdown()``) print ev
 """
 from __future__ import annotations
 
+import sympy as sp
+
 from ..derivation import Derivation
 from .latex import expr_latex, regime_text, result_lhs
 from .markdown import text_markdown
@@ -22,7 +24,22 @@ def _tex(expr) -> str:
     return expr_latex(expr)
 
 
+def _nodes_beyond(expr, limit: int) -> bool:
+    """More than ``limit`` nodes in the expression tree (stops counting there: cheap for huge ones)."""
+    if not hasattr(expr, "args"):
+        return False
+    for k, _ in enumerate(sp.preorder_traversal(expr)):
+        if k > limit:
+            return True
+    return False
+
+
 def _short(expr) -> str | None:
+    """The LaTeX of ``expr`` if it is short (at most :data:`LONG` characters), else None; a tree of
+    more than LONG/2 nodes is long without printing it (printing the corrected results' moment
+    polynomials would take seconds)."""
+    if _nodes_beyond(expr, LONG // 2):
+        return None
     tex = _tex(expr)
     return tex if len(tex) <= LONG else None
 
@@ -62,8 +79,7 @@ def result_markdown(*, name: str, regime: str, order: str, approximation: str, c
             if tex is not None:
                 out.append(f"- ${_tex(sym)} = {tex}$")
             else:
-                out.append(f"- ${_tex(sym)}$: a long expression ({len(_tex(value)):,} characters of LaTeX; "
-                           f"`r.definitions[{k}][1]`)")
+                out.append(f"- ${_tex(sym)}$: a long expression (`r.definitions[{k}][1]`)")
         out.append("")
         if domain:
             out += [f"*Domain:* {text_markdown(domain)}", ""]

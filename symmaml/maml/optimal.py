@@ -363,6 +363,8 @@ class Optimum(Result):
 
 
 def _to_backend(cert: Certificate, backend: str):
+    if getattr(cert, "degenerate", False):
+        raise ValueError("the loss does not depend on the rate at these parameters: every value is a minimiser")
     if backend == "mpmath":
         import mpmath
 

@@ -15,11 +15,22 @@ def substitute_definitions(expr, definitions) -> sp.Expr:
     """``expr`` with the named quantities ``((symbol, value), ...)`` (dependency order) substituted.
 
     One pass over the expression graph, memoised by subexpression: a quantity used many times is
-    expanded once, so the cost is linear in the size of the graph, not of the printed tree."""
+    expanded once, so the cost is linear in the size of the graph, not of the printed tree.
+    Sums, products, powers, relations and ``Piecewise`` are rebuilt unevaluated, as they stand:
+    evaluating them would query assumptions over the whole substituted tree (minutes for the
+    corrected results), and SymPy would fold a ``Piecewise`` that a substituted condition contains
+    and compare with its NaN branch (an error)."""
     if not definitions:
         return expr
     full: dict = {}
     memo: dict = {}
+
+    def rebuild(e, args):
+        if isinstance(e, (sp.Piecewise, sp.Tuple)):  # Tuple: Piecewise's (expr, cond) pairs
+            return sp.Basic.__new__(type(e), *args)
+        if isinstance(e, (sp.core.relational.Relational, sp.Add, sp.Mul, sp.Pow)):
+            return e.func(*args, evaluate=False)
+        return e.func(*args)
 
     def sub(e):
         out = memo.get(e)
@@ -30,7 +41,7 @@ def substitute_definitions(expr, definitions) -> sp.Expr:
                 out = e
             else:
                 args = tuple(sub(a) for a in e.args)
-                out = e if args == e.args else e.func(*args)
+                out = e if args == e.args else rebuild(e, args)
             memo[e] = out
         return out
 
