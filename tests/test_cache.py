@@ -162,8 +162,11 @@ def test_a_result_and_its_numeric_function_come_back_from_disk(cache_dir, monkey
     def no_lambdify(*args, **kwargs):
         raise AssertionError("lambdify called although the compiled function is cached")
 
-    monkeypatch.setattr(sp, "lambdify", no_lambdify)
-    assert np.array_equal(loaded.numeric()(**point), expected)
+    with monkeypatch.context() as patched:
+        patched.setattr(sp, "lambdify", no_lambdify)
+        assert np.array_equal(loaded.numeric()(**point), expected)
+    assert loaded.latex(standalone=True) == fresh.latex(standalone=True)  # the documents too, byte for byte
+    assert loaded.markdown() == fresh.markdown()
 
 
 def test_a_function_reading_names_outside_the_namespace_is_not_stored(cache_dir):
