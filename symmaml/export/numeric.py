@@ -22,6 +22,7 @@ NumPy and floats, ``mpmath.quad`` for mpmath).  JAX has none, and says so.
 """
 from __future__ import annotations
 
+import base64
 import builtins
 import dis
 import hashlib
@@ -29,6 +30,7 @@ import importlib
 import inspect
 import json
 import linecache
+import marshal
 import math
 import numbers
 from decimal import Decimal
@@ -266,9 +268,10 @@ def _globals_used(code) -> set:
 
 
 def _from_source(item: list, label: str):
-    modules, source, names = item
+    modules, source, names, compiled = item
     filename = f"<symmaml {label}>"
-    code = compile(source, filename, "exec")
+    # the compiled code (marshal, this Python's format: the cache generation includes its version)
+    code = marshal.loads(base64.b64decode(compiled)) if compiled else compile(source, filename, "exec")
     ns = dict(_namespace(modules))
     for name in names:
         value = _resolve(modules, name)
@@ -280,17 +283,19 @@ def _from_source(item: list, label: str):
     return ns["_lambdifygenerated"]
 
 
-def _storable(modules: str, source: str) -> list | None:
-    """``[modules, source, bare names]`` if every global the source reads resolves, else None."""
+def _storable(modules: str, source: str, label: str) -> list | None:
+    """``[modules, source, bare names, compiled code]`` if every global the source reads resolves,
+    else None."""
     try:
-        used = _globals_used(compile(source, "<check>", "exec"))
+        code = compile(source, f"<symmaml {label}>", "exec")
     except SyntaxError:
         return None
+    used = _globals_used(code)
     ns = _namespace(modules)
     bare = sorted(n for n in used if n not in ns and n != "_lambdifygenerated" and not hasattr(builtins, n))
     if any(_resolve(modules, n) is _MISSING for n in bare):
         return None
-    return [modules, source, bare]
+    return [modules, source, bare, base64.b64encode(marshal.dumps(code)).decode("ascii")]
 
 
 def _compiled(key: str | None, build) -> list:
@@ -312,7 +317,7 @@ def _compiled(key: str | None, build) -> list:
             except Exception:  # unusable: compile again (and overwrite the entry)
                 pass
     fns, stored = [], []
-    for spec in build():
+    for i, spec in enumerate(build()):
         if spec is None:
             fns.append(None)
             stored.append(None)
@@ -320,7 +325,8 @@ def _compiled(key: str | None, build) -> list:
         args, expr, modules, cse = spec
         fn = sp.lambdify(args, expr, modules=_MODULES[modules](), cse=cse)
         fns.append(fn)
-        stored.append(_storable(modules, "".join(linecache.getlines(fn.__code__.co_filename))) or False)
+        source = "".join(linecache.getlines(fn.__code__.co_filename))
+        stored.append((_storable(modules, source, f"{key} [{i}]") or False) if st is not None else False)
     if st is not None and all(item is not False for item in stored):
         st.put(key, json.dumps(stored).encode("utf-8"))
     return fns
@@ -508,10 +514,7 @@ class NumericFunction:
         self.parameters = parameters
         names, symbols = parameters.names, parameters.symbols
         self.definitions = tuple((sym, sp.sympify(value)) for sym, value in definitions)
-        # evaluated under private names (a definition may be called \mu_0 for LaTeX)
-        self._rename = {sym: sp.Symbol(f"_d{i}") for i, (sym, _) in enumerate(self.definitions)}
-        self._defs = tuple((self._rename[sym], value.xreplace(self._rename)) for sym, value in self.definitions)
-        self._expr = self.expr.xreplace(self._rename)
+        self._renamed = None  # (definitions, expr) under private names, made when first compiled
         self.backend = backend
         self.name = name or "expression"
         self.dps = _check_dps(dps, backend)
@@ -525,6 +528,45 @@ class NumericFunction:
         if unknown:
             raise ValueError(f"ignore: unknown parameter(s) {', '.join(unknown)}")
         self.ignored = tuple(n for n in names if n in ignore)
+        self._fingerprint = (hashlib.sha256(f"{cache_key} cse={self.cse}".encode()).hexdigest() if cache_key
+                             else self._content_hash())
+        self.used = self._analyse()
+        self.checked = tuple(n for n in names if n not in self.ignored)
+        params = []
+        for n in names:
+            default = parameters.defaults.get(n, None if n in self.ignored else inspect.Parameter.empty)
+            params.append(inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=default))
+        self.signature = inspect.Signature(params)
+        self.__signature__ = self.signature
+        self.__name__ = "numeric_function"
+        self.__doc__ = f"{self.name}: a numeric function of {', '.join(names)} (its expression: .expr)"
+        self._conditions = [self._compile_condition(c, t, i)
+                            for i, (c, t) in enumerate(zip(self.conditions, self._condition_texts))]
+        self._cache: dict = {}
+        self._mp = None
+        self._jax = None
+        if backend == "jax":
+            self._jax_fn()  # fail early and clearly if jax is missing
+        elif backend == "mpmath":
+            self._mp_fn()
+
+    def __repr__(self) -> str:
+        return f"<NumericFunction {self.name!r} backend={self.backend!r}>"
+
+    def _analyse(self) -> tuple:
+        """The parameters the expression uses, after checking that it uses no other symbol.
+
+        Walking large expressions for their symbols costs most of a second for the corrected
+        results, so the answer is kept in the persistent cache with the compiled functions."""
+        symbols = self.parameters.symbols
+        key = self._key("analysis")
+        st = cache.store() if key is not None else None
+        if st is not None:
+            data = st.get(key)
+            if data is not None:
+                used = json.loads(data.decode("utf-8"))
+                if set(used) <= set(self.parameters.names):
+                    return tuple(s for s in symbols if s.name in used)
         known = set(symbols)
         extra = []
         for sym, value in self.definitions:
@@ -538,30 +580,27 @@ class NumericFunction:
         if extra:
             raise ValueError(f"{self.name}: symbols that are not parameters: {', '.join(sorted(set(extra)))}")
         everything = self.expr.free_symbols.union(*(v.free_symbols for _, v in self.definitions))
-        self.used = tuple(s for s in symbols if s in everything)
-        self.checked = tuple(n for n in names if n not in self.ignored)
-        params = []
-        for n in names:
-            default = parameters.defaults.get(n, None if n in self.ignored else inspect.Parameter.empty)
-            params.append(inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=default))
-        self._fingerprint = (hashlib.sha256(f"{cache_key} cse={self.cse}".encode()).hexdigest() if cache_key
-                             else self._content_hash())
-        self.signature = inspect.Signature(params)
-        self.__signature__ = self.signature
-        self.__name__ = "numeric_function"
-        self.__doc__ = f"{self.name}: {self.expr}"
-        self._conditions = [self._compile_condition(c, t, i)
-                            for i, (c, t) in enumerate(zip(self.conditions, self._condition_texts))]
-        self._cache: dict = {}
-        self._mp = None
-        self._jax = None
-        if backend == "jax":
-            self._jax_fn()  # fail early and clearly if jax is missing
-        elif backend == "mpmath":
-            self._mp_fn()
+        used = tuple(s for s in symbols if s in everything)
+        if st is not None:
+            st.put(key, json.dumps([s.name for s in used]).encode("utf-8"))
+        return used
 
-    def __repr__(self) -> str:
-        return f"<NumericFunction {self.name!r} backend={self.backend!r}>"
+    @property
+    def _defs(self) -> tuple:
+        return self._private()[0]
+
+    @property
+    def _expr(self):
+        return self._private()[1]
+
+    def _private(self):
+        """The definitions and the expression under private names ``_d0, _d1, ...`` (a definition may
+        be called ``\\mu_0`` for LaTeX), as compiled."""
+        if self._renamed is None:
+            rename = {sym: sp.Symbol(f"_d{i}") for i, (sym, _) in enumerate(self.definitions)}
+            self._renamed = (tuple((rename[sym], value.xreplace(rename)) for sym, value in self.definitions),
+                             self.expr.xreplace(rename))
+        return self._renamed
 
     def _content_hash(self) -> str | None:
         """A hash of everything the compiled functions depend on (None if it cannot be pickled),
