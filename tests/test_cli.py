@@ -468,8 +468,8 @@ def test_fuzzed_command_lines_answer_or_fail_in_one_line(capsys, tmp_path, data)
         argv += ["--order", order]
     if command != "derive":
         values = dict(_VALID.get(regime, _VALID["over"]))
-        # simulate is not fed astronomically large sizes (1e308 runs out of memory or overflows in
-        # symmaml.sim: a finding left to the simulator's rework, see the report of issue 14)
+        # simulate is not fed huge sizes (n_r = 1e308 overflows in symmaml.sim: a finding left to the
+        # simulator's rework; 1000 would only be slow)
         odd = [v for v in _ODD if command != "simulate" or v not in _HUGE]
         for name in data.draw(st.lists(st.sampled_from(list(values) + ["dist0"]), max_size=3, unique=True)):
             values[name] = data.draw(st.sampled_from(odd + [None]), label=name)
