@@ -628,9 +628,11 @@ def test_fuzzed_calls_give_a_value_above_the_noise_floor_or_a_clear_error(which,
         assert message and "\n" not in message, message
         assert any(n in message for n in [s.name for s in PARAMETERS] + ["requires", "regime", "not finite"]), message
         return
-    floor = np.asarray(kw.get("sigma", 0.0), dtype=float) ** 2 / 2
+    sigma_ = np.asarray(kw.get("sigma", 0.0), dtype=float)
     if backend == "mpmath":  # may exceed the float range, as exact arithmetic does
-        assert mpmath.isfinite(value) and value >= mpmath.mpf(float(floor)) * (1 - mpmath.mpf("1e-12")), (kw, value)
+        floor = mpmath.mpf(float(sigma_)) ** 2 / 2
+        assert mpmath.isfinite(value) and value >= floor * (1 - mpmath.mpf("1e-12")), (kw, value)
         return
+    floor = sigma_**2 / 2
     assert np.isfinite(value).all(), (kw, value)
     assert np.all(value >= floor * (1 - 1e-12) - 1e-300), (kw, value)
