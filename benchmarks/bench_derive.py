@@ -2,13 +2,17 @@
 
     python benchmarks/bench_derive.py
 
-Each derivation runs in its own interpreter so no cache is shared; evaluation is timed on
+Each derivation runs in its own interpreter with the persistent cache turned off
+(``SYMMAML_CACHE=0``; ``bench_cache.py`` measures it), so nothing is shared; evaluation is timed on
 10^4 parameter points (every parameter varying) with the validated NumPy function, against
 'leading' in the same regime, measured in the same run.
 """
+import os
 import subprocess
 import sys
 import time
+
+os.environ["SYMMAML_CACHE"] = "0"  # cold: the persistent cache is off here and in the children
 
 import numpy as np
 

@@ -109,3 +109,24 @@ class Derivation:
     def __repr__(self) -> str:
         return f"Derivation({self.title!r}, {len(self.steps)} steps, order={self.order!r})"
 
+    # notebook display (rendering lives in symmaml.export, imported when a notebook asks, as
+    # SymPy's own objects call its printers)
+    def _repr_markdown_(self) -> str:
+        from .export.notebook import derivation_markdown_summary
+
+        return derivation_markdown_summary(self)
+
+    def _repr_latex_(self) -> str | None:
+        if self.result is None:
+            return None
+        from .export.latex import result_lhs
+        from .export.notebook import statement_latex
+
+        lhs = result_lhs(self)
+        return statement_latex("" if lhs is None else _latex(lhs), self.result)
+
+
+def _latex(x) -> str:
+    from .export.latex import expr_latex
+
+    return expr_latex(x)

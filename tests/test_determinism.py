@@ -35,7 +35,7 @@ with open(out / "sweep.csv", "w") as fh, redirect_stdout(fh):
 
 def _generate(directory: Path, hash_seed: str) -> None:
     directory.mkdir()
-    env = dict(os.environ, PYTHONHASHSEED=hash_seed,
+    env = dict(os.environ, PYTHONHASHSEED=hash_seed, SYMMAML_CACHE="0",  # derived afresh under each seed
                PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(directory)], env=env, capture_output=True, text=True,
                           timeout=300)

@@ -415,3 +415,224 @@ def test_a_rule_is_stated_once():
     assert tex.count(r"x \to y") == 1 and "Rule: as in Step 1." in tex
     assert md.count(r"x \to y") == 1 and "*Rule:* as in step 1." in md
     assert md.count(r"y \to z") == 1
+
+
+# ----------------------------------------------------------------------------- mpmath done right (issue 14)
+
+def test_mpmath_converts_exact_inputs_exactly():
+    """Fraction, Decimal, str and SymPy Rational are one fifth exactly; the float 0.2 is not.
+
+    Reference: the leading-order result is a rational function, so SymPy evaluates it exactly at
+    rational inputs.  At 50 digits the exact inputs agree with it to 1e-48; the float 0.2
+    (0.2000000000000000111...) is off by about 1e-17, which this test would catch."""
+    from decimal import Decimal
+    from fractions import Fraction
+
+    r = average_test_loss("over")
+    f = r.numeric("mpmath", dps=50)
+    exact = {s: sp.Rational(str(FIG2[s.name])) for s in PARAMETERS if s.name in FIG2}
+    exact[dist0] = sp.Integer(0)
+    reference = r.expr.xreplace(exact)
+    assert reference.is_Rational
+    with mpmath.workdps(60):
+        ref = mpmath.mpf(reference.p) / reference.q
+        for fifth in (Fraction(1, 5), Decimal("0.2"), "0.2", "1/5", sp.Rational(1, 5)):
+            value = f(**{**FIG2, "alpha_t": fifth, "alpha_r": fifth})
+            assert abs(value - ref) < mpmath.mpf("1e-48") * ref, fifth
+        binary = f(**FIG2)  # alpha_t = alpha_r = 0.2 as binary floats: taken as given
+        assert mpmath.mpf("1e-19") * ref < abs(binary - ref) < mpmath.mpf("1e-15") * ref
+
+
+def test_mpmath_results_print_at_the_requested_precision():
+    import pickle
+
+    f = average_test_loss("under").numeric("mpmath", dps=40)
+    value = f(**{**FIG3, "alpha_t": "0.2", "alpha_r": "0.2"})
+    digits = re.sub(r"[^0-9]", "", str(value)).lstrip("0")
+    assert 38 <= len(digits) <= 40 and str(value) == f"{value}" and repr(value) == f"mpf('{value}')"
+    assert isinstance(value, mpmath.mpf) and str(pickle.loads(pickle.dumps(value))) == str(value)
+    assert type(value + 1) is mpmath.mpf  # arithmetic gives plain mpf values, as usual
+    assert float(value) == pytest.approx(average_test_loss("under").numeric()(**FIG3), rel=1e-14)
+
+
+@pytest.mark.parametrize("backend, dps, message", [
+    ("mpmath", 0, "dps must be a positive integer"),
+    ("mpmath", -5, "dps must be a positive integer"),
+    ("mpmath", 2.5, "dps must be a positive integer"),
+    ("mpmath", True, "dps must be a positive integer"),
+    ("numpy", 30, "dps applies to the 'mpmath' backend only"),
+])
+def test_a_precision_below_one_digit_or_for_float64_is_refused(backend, dps, message):
+    with pytest.raises(ValueError, match=message):
+        average_test_loss("over").numeric(backend, dps=dps)
+    assert average_test_loss("over").numeric("mpmath", dps=30.0).dps == 30  # an integral float is a size (D1)
+
+
+def test_sizes_are_accepted_as_decision_d1_says():
+    """An int, a NumPy integer or an integral float; never a bool, a string or another type."""
+    from fractions import Fraction
+
+    f = average_test_loss("over").numeric()
+    value = f(**FIG2)
+    for p_ in (60, 60.0, np.int64(60), np.float32(60.0), np.array(60)):
+        assert f(**{**FIG2, "p": p_}) == value
+    for bad in (True, "60", Fraction(60), 60.5, np.nan, sp.Integer(60), -60.0):
+        with pytest.raises(ValueError, match=r"^p must be a positive integer; got "):
+            f(**{**FIG2, "p": bad})
+    with pytest.raises(ValueError, match=r"^m must be a positive integer; got 'x' \(in an array\)"):
+        f(**{**FIG2, "m": np.array([3, "x"], dtype=object)})
+
+
+def test_a_broadcast_mismatch_names_the_parameters():
+    f = average_test_loss("over").numeric()
+    with pytest.raises(ValueError) as info:
+        f(**{**FIG2, "alpha_t": np.zeros(3), "alpha_r": np.zeros(4), "sigma": np.ones((3, 1))})
+    message = str(info.value)
+    assert message.startswith("alpha_t (shape (3,)) and alpha_r (shape (4,)) cannot be broadcast together")
+    assert "arg 0" not in message and "\n" not in message
+
+
+def test_masked_returns_nan_outside_the_domain_instead_of_raising():
+    expr = sp.Piecewise((alpha_t, alpha_t < 1), (sp.nan, True))
+    f = numeric_function(expr, domain="alpha_t < 1 only")
+    kw = dict(p=6, m=1, n_t=1, n_v=1, n_r=1, alpha_r=0.0, sigma=1.0, nu=1.0)
+    out = f.masked(**kw, alpha_t=np.array([0.5, 2.0]))
+    assert out[0] == 0.5 and np.isnan(out[1]) and math.isnan(f.masked(**kw, alpha_t=2.0))
+    with pytest.raises(ValueError, match="p must be"):
+        f.masked(**{**kw, "p": 0.5}, alpha_t=0.0)  # inputs are still validated
+
+
+# ----------------------------------------------------------------------------- self-contained results
+
+def _at_point(expr, point: dict, dps: int = 40):
+    """``expr`` at ``point``, evaluated node by node in ``dps``-digit mpmath arithmetic, each node of
+    the expression graph once: an evaluator independent of the numeric functions under test."""
+    from symmaml import special
+
+    memo: dict = {}
+    values = {s: mpmath.mpf(point.get(s.name, 0.0)) for s in PARAMETERS}
+
+    def ev(e):
+        if e in memo:
+            return memo[e]
+        if e in values:
+            out = values[e]
+        elif e is sp.nan:
+            out = mpmath.nan
+        elif e.is_Number:
+            out = mpmath.mpf(e.p) / e.q if e.is_Rational else mpmath.mpf(e)
+        elif e is sp.true or e is sp.false:
+            out = bool(e)
+        elif isinstance(e, sp.Piecewise):
+            out = next(ev(a.expr) for a in e.args if ev(a.cond))
+        elif e.is_Add:
+            out = mpmath.fsum(ev(a) for a in e.args)
+        elif e.is_Mul:
+            out = mpmath.fprod(ev(a) for a in e.args)
+        elif e.is_Pow:
+            out = ev(e.base) ** ev(e.exp)
+        elif isinstance(e, sp.core.relational.Relational):
+            a, b = ev(e.lhs), ev(e.rhs)
+            out = {"<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b, "==": a == b, "!=": a != b}[e.rel_op]
+        elif isinstance(e, sp.And):
+            out = all(ev(a) for a in e.args)
+        elif isinstance(e, sp.Or):
+            out = any(ev(a) for a in e.args)
+        elif isinstance(e, sp.Not):
+            out = not ev(e.args[0])
+        elif type(e).__name__ in special.MPMATH:
+            out = special.MPMATH[type(e).__name__](*(ev(a) for a in e.args))
+        else:
+            raise TypeError(f"no evaluation rule for {type(e).__name__}")
+        memo[e] = out
+        return out
+
+    with mpmath.workdps(dps):
+        return float(ev(expr))
+
+
+@pytest.mark.parametrize("regime", REGIMES)
+def test_full_expr_substitutes_every_named_quantity(regime):
+    """full_expr() is a function of the parameters alone, and it agrees with the staged numeric
+    function (to 1e-9: the overparameterised result's spectral integral is a float64 quadrature)."""
+    r = average_test_loss(regime, "corrected")
+    full = r.full_expr()
+    assert full is r.full_expr() and full.free_symbols <= set(PARAMETERS)
+    assert r.expr.free_symbols - set(PARAMETERS)  # the staged form uses named quantities...
+    point = {**PARAMS[regime], "alpha_t": -0.3}
+    assert _at_point(full, point) == pytest.approx(r.numeric()(**point), rel=1e-9)  # ...the full one does not
+    lead = average_test_loss(regime)
+    assert lead.full_expr() == lead.expr
+
+
+@pytest.mark.parametrize("order", ["leading", "corrected"])
+def test_notebook_reprs_of_a_result_and_its_derivation(order):
+    r = average_test_loss("under", order)
+    tex, md = r._repr_latex_(), r._repr_markdown_()
+    assert tex.startswith("$\\displaystyle ") and tex.endswith("$") and r"\overline{\mathcal{L}}" in tex
+    assert "underparameterised" in md and "$$" in md and "Derived in" in md
+    if order == "corrected":
+        assert r"\begin{aligned}" in tex and r"\text{where}" in tex and "a long expression" in tex
+        assert "`r.full_expr()`" in md and "r.definitions[" in md and "*Domain:*" in md
+        assert len(tex) < 40_000 and len(md) < 40_000  # moment polynomials referred to, not printed
+    summary = r.derivation._repr_markdown_()
+    lines = [line for line in summary.splitlines() if re.match(r"^\d+\. \*\*", line)]
+    assert len(lines) == len(r.derivation) and summary.startswith(f"**{r.derivation.title}**")
+    assert r.derivation._repr_latex_().startswith("$\\displaystyle ")
+
+
+# ----------------------------------------------------------------------------- fuzzing the numeric functions
+
+#: more examples for a long fuzzing run: SYMMAML_FUZZ_EXAMPLES=5000 python -m pytest -k fuzzed
+FUZZ_EXAMPLES = int(os.environ.get("SYMMAML_FUZZ_EXAMPLES", "250"))
+DERIVED_ALL = [(order, regime) for order, by_regime in ORDERS.items() for regime in by_regime]
+
+
+def _odd_values(arrays: bool = True):
+    from decimal import Decimal
+    from fractions import Fraction
+
+    odd = [0, 1, 2, 60.0, 0.5, -0.0, 1e-300, 1e300, 2**70, True, False, None, "0.2", "abc", "1/5", "",
+           complex(1, 1), [1, 2], (3,), {}, Fraction(1, 3), Decimal("0.5"), Decimal("NaN"), np.float32(0.25),
+           np.int64(7), np.bool_(True), np.array(["a"]), sp.Rational(1, 7), sp.nan, sp.Symbol("x"),
+           mpmath.mpf("0.3")]
+    if arrays:
+        odd += [np.array([0.1, 0.2]), np.array([[1.0], [2.0]]), np.array([])]
+    return st.one_of(st.integers(-3, 300), st.floats(allow_nan=True, allow_infinity=True), st.floats(-3, 3),
+                     st.sampled_from(odd))
+
+
+@settings(max_examples=FUZZ_EXAMPLES, derandomize=True, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(which=st.sampled_from(DERIVED_ALL), backend=st.sampled_from(["numpy", "numpy", "mpmath"]), data=st.data())
+def test_fuzzed_calls_give_a_value_above_the_noise_floor_or_a_clear_error(which, backend, data):
+    """Any call, with any values of any type for one to three parameters, either returns finite
+    values at or above the noise floor sigma^2/2 (the loss of the best predictor) or raises a
+    one-line ValueError/TypeError that names a parameter or the condition that failed.  (The
+    corrected results get scalars and the NumPy backend only: each new pattern of array
+    arguments, and their mpmath function, costs seconds to compile.)"""
+    order, regime = which
+    if order == "corrected":
+        backend = "numpy"
+    r = average_test_loss(regime, order)
+    f = r.numeric(backend, **({"dps": 20} if backend == "mpmath" else {}))
+    kw = dict(PARAMS[regime], alpha_t=0.0 if order == "exact" else PARAMS[regime]["alpha_t"])
+    names = data.draw(st.lists(st.sampled_from([s.name for s in PARAMETERS]), min_size=1, max_size=3, unique=True))
+    for name in names:
+        kw[name] = data.draw(_odd_values(arrays=order != "corrected"), label=name)
+    try:
+        with np.errstate(all="raise"):  # no silent floating-point trouble either
+            value = f(**kw)
+    except (ValueError, TypeError) as e:
+        message = str(e)
+        assert message and "\n" not in message, message
+        assert any(n in message for n in [s.name for s in PARAMETERS] + ["requires", "regime", "not finite"]), message
+        return
+    sigma_ = np.asarray(kw.get("sigma", 0.0), dtype=float)
+    if backend == "mpmath":  # may exceed the float range, as exact arithmetic does
+        floor = mpmath.mpf(float(sigma_)) ** 2 / 2
+        assert mpmath.isfinite(value) and value >= floor * (1 - mpmath.mpf("1e-12")), (kw, value)
+        return
+    floor = sigma_**2 / 2
+    assert np.isfinite(value).all(), (kw, value)
+    assert np.all(value >= floor * (1 - 1e-12) - 1e-300), (kw, value)

@@ -253,3 +253,78 @@ def test_figure2_alpha_t_star_beats_zero_in_simulation():
     se = math.hypot(at_zero["stderr"], at_star["stderr"])
     assert gap_theory > 10 * se  # the design margin stated above
     assert at_zero["mean"] - at_star["mean"] > 4 * se
+
+
+# --------------------------------------------------------------------------- every order (issue 14)
+
+from symmaml.minimise import NoInteriorMinimum, bracketed_minimum  # noqa: E402
+
+
+def test_bracketed_minimum_finds_interior_minima_and_says_when_there_is_none():
+    res = bracketed_minimum(lambda x: (x - 1.234567) ** 2 + 3, 1.0, xtol=1e-9)
+    assert res.bracket[0] < 1.234567 < res.bracket[1] and res.width < 1e-7 and not res.flat
+    # a narrow dip far out: found after widening, bracketed to float precision
+    dip = bracketed_minimum(lambda x: 1 / (1 + x**2) - 0.5 * np.exp(-((x + 30) / 3) ** 2), 1.0)
+    assert dip.search[0] < -30 and dip.bracket[0] < dip.argmin < dip.bracket[1] and abs(dip.argmin + 30) < 0.2
+    assert bracketed_minimum(lambda x: 0 * x + 2.0, 1.0).flat
+    with pytest.raises(NoInteriorMinimum, match="edge of its domain"):
+        bracketed_minimum(lambda x: np.where(x > -0.5, x, np.nan), 1.0)
+    with np.errstate(over="ignore"):
+        with pytest.raises(NoInteriorMinimum, match=r"infimum is approached as x -> \+infinity|flat"):
+            bracketed_minimum(lambda x: np.exp(-x), 1.0)
+    with pytest.raises(NoInteriorMinimum, match="-infinity"):
+        bracketed_minimum(lambda x: x**3, 1.0)
+
+
+@pytest.mark.parametrize("regime", ["over", "under"])
+def test_bracketed_numeric_agrees_with_the_closed_form_or_certificate(regime):
+    """The bracketed search, run on a leading-order loss, brackets the certified optimum (a wrong
+    bracket, or a minimum at an end, would fail this)."""
+    params = FIG2 if regime == "over" else FIG3
+    found = optimal(average_test_loss(regime), "alpha_t", method="bracketed numeric").solver.minimise(params)
+    exact = optimize(regime, "alpha_t", **params)["argmin"]
+    assert found.bracket[0] - 1e-12 <= exact <= found.bracket[1] + 1e-12 and found.width < 1e-6
+
+
+@pytest.mark.parametrize("regime", ["over", "under"])
+def test_corrected_optima(regime):
+    """alpha_t*: bracketed, interior, below a dense grid, negative (the paper's claims at these
+    parameters); alpha_r*: a closed form in the named quantities, equal to a bracketed search over
+    alpha_r of the staged loss (independent of the closed form) and positive."""
+    params = FIG2 if regime == "over" else FIG3
+    loss = average_test_loss(regime, "corrected")
+    f = loss.numeric()
+    res = optimize(regime, "alpha_t", "corrected", **params)
+    assert res["method"] == "bracketed numeric" and res["interior"] and not res["certified"]
+    lo, hi = res["bracket"]
+    assert lo < res["argmin"] < hi and f(**{**params, "alpha_t": lo}) > res["min"] < f(**{**params, "alpha_t": hi})
+    assert res["min"] <= f(**{**params, "alpha_t": np.linspace(-2, 2, 4001)}).min() and res["argmin"] < 0
+    ar = optimize(regime, "alpha_r", "corrected", **{**params, "alpha_t": 0.2})
+    assert ar["method"] == "closed form" and ar["argmin"] > 0
+    search = bracketed_minimum(lambda a: f(**{**params, "alpha_t": 0.2, "alpha_r": a}), 1.0)
+    assert ar["argmin"] == pytest.approx(search.argmin, abs=10 * search.width + 1e-9)
+    opt_r = optimal(loss, "alpha_r")
+    assert opt_r.definitions[: len(loss.definitions)] == loss.definitions and str(opt_r.definitions[-1][0]) == "E"
+    with pytest.raises(ValueError, match="named quantities"):
+        opt_r.certify(**params)
+
+
+def test_the_exact_order_holds_only_at_alpha_t_zero():
+    with pytest.raises(ValueError, match="holds only at alpha_t = 0"):
+        optimal(average_test_loss("over", "exact"), "alpha_t")
+    res = optimize("under", "alpha_r", "exact", **{**FIG3, "alpha_t": 0.0})
+    assert res["method"] == "closed form" and res["argmin"] > 0
+
+
+def test_a_flat_loss_has_no_unique_minimiser():
+    """At sigma = 0 the overparameterised leading-order loss does not depend on alpha_t: optimize says
+    so (it used to report the closed form as a certified unique minimiser).  The underparameterised
+    one still has a certified minimiser, alpha_t* = 0."""
+    flat = optimize("over", "alpha_t", **{**FIG2, "sigma": 0.0})
+    assert flat["degenerate"] and flat["argmin"] is None and not flat["certified"]
+    f = fn("over")
+    values = f(**{**FIG2, "sigma": 0.0, "alpha_t": np.linspace(-3, 3, 7)})
+    assert np.ptp(values) < 1e-15 and flat["min"] == pytest.approx(values[0], rel=1e-14)
+    assert not optimize("over", "alpha_t", **FIG2)["degenerate"]
+    zero = optimize("under", "alpha_t", **{**FIG3, "sigma": 0.0})
+    assert not zero["degenerate"] and zero["argmin"] == 0.0 and zero["certified"]

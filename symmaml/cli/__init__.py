@@ -6,6 +6,7 @@
 ``symmaml simulate``    Monte Carlo average test loss at the same parameters
 ``symmaml ntk``         the two-layer ReLU network in its kernel limit (eval, simulate)
 ``symmaml regenerate``  run every ``derivations/*.py`` script
+``symmaml cache``       where the persistent cache of derived results is (``info``); empty it (``clear``)
 
 Parameters are given as ``--p 60 --m 3 --n-t 30 --n-v 2 --n-r 20 --alpha-t 0.2 --alpha-r 0.1
 --sigma 1 --nu 0.5 [--dist0 0]``.  Each value may be a number, a comma list (``0.1,0.2``) or
@@ -13,9 +14,11 @@ a sweep ``start:stop:count`` (inclusive, like ``numpy.linspace``); several lists
 give their Cartesian product, printed as CSV (default) or JSON (``--json``).
 
 Input errors (unknown regime, missing or malformed parameter, a size that is not a positive
-integer, a failing regime condition, a non-finite value) print one line
-``symmaml: error: ...`` on stderr and exit with status 2.  ``regenerate`` exits with 1 when a
-script fails.  Set ``SYMMAML_DEBUG=1`` to get tracebacks instead.
+integer, a failing regime condition, a non-finite value, an output file or directory that cannot
+be written, standard output that cannot be written) print one line ``symmaml: error: ...`` on
+stderr and exit with status 2.  ``regenerate`` exits with 1 when a script fails; an internal
+error prints one line and exits with 1.  No traceback reaches the user unless
+``SYMMAML_DEBUG=1`` is set.
 
 A command is a module with ``register(subparsers, regimes, orders)`` that adds its parser and
 sets ``func``; :data:`COMMANDS` lists them in the order ``--help`` shows.
@@ -25,13 +28,13 @@ from __future__ import annotations
 import os
 import sys
 
-from . import derive, evaluate, ntk, optimize, regenerate, simulate
+from . import cache, derive, evaluate, ntk, optimize, regenerate, simulate
 from .common import PARAM_NAMES, Parser, UsageError, attach_negative_values, parse_values
 from .simulate import run_simulation
 
 __all__ = ["main", "build_parser", "parse_values", "run_simulation", "UsageError", "COMMANDS"]
 
-COMMANDS = (derive, evaluate, optimize, simulate, ntk, regenerate)
+COMMANDS = (derive, evaluate, optimize, simulate, ntk, regenerate, cache)
 #: flags whose value may start with a minus sign (a negative number or sweep)
 VALUE_FLAGS = frozenset("--" + n.replace("_", "-") for n in PARAM_NAMES) | ntk.VALUE_FLAGS
 
@@ -59,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = attach_negative_values(list(sys.argv[1:] if argv is None else argv), VALUE_FLAGS)
     try:
         args = build_parser().parse_args(argv)
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # a full disk or a closed pipe shows here, not at exit
+        return status
     except SystemExit as e:  # --help, --version
         return e.code if isinstance(e.code, int) else 0
     except UsageError as e:
@@ -73,9 +78,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"symmaml: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `symmaml eval ... | head`: stop quietly
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _silence_stdout()
         return 1
+    except OSError as e:  # e.g. `symmaml eval ... > /dev/full`
+        if debug:
+            raise
+        reason = e.strerror or str(e) or type(e).__name__
+        where = f"cannot use {e.filename}" if e.filename else "cannot write to standard output"
+        _silence_stdout()
+        print(f"symmaml: error: {where}: {reason}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("symmaml: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug: one line, never a traceback (SYMMAML_DEBUG=1 shows it)
+        if debug:
+            raise
+        text = str(e).splitlines()[0] if str(e) else ""
+        print(f"symmaml: error: internal error ({type(e).__name__}{': ' + text if text else ''}); "
+              "set SYMMAML_DEBUG=1 for the traceback", file=sys.stderr)
+        return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

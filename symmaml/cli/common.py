@@ -13,7 +13,8 @@ from pathlib import Path
 from ..symbols import PARAMETERS, SIZES
 
 __all__ = ["UsageError", "Parser", "PARAM_NAMES", "SIZE_NAMES", "REPO", "parse_values", "fmt", "grid",
-           "json_number", "write_output", "add_parameters", "Progress", "attach_negative_values"]
+           "json_number", "write_output", "write_outputs", "check_output", "prepare_output_dir", "add_parameters",
+           "Progress", "attach_negative_values"]
 
 PARAM_NAMES = tuple(s.name for s in PARAMETERS)
 SIZE_NAMES = frozenset(s.name for s in SIZES)
@@ -101,12 +102,112 @@ def json_number(x):
     return x if math.isfinite(x) else None
 
 
-def write_output(path: str, text: str, what: str) -> None:
+def check_output(path: str, what: str) -> Path:
+    """Refuse, before anything is computed, an output file that cannot be written: a directory,
+    a missing directory (never created silently), a parent that is not a directory."""
     target = Path(path)
-    if target.parent != Path(""):
-        target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
-    print(f"wrote {target} ({what})", file=sys.stderr)
+    if not str(path):
+        raise UsageError(f"no file name given for the {what}")
+    if target.is_dir():
+        raise UsageError(f"cannot write the {what} to {path}: it is a directory")
+    parent = target.parent
+    if not parent.exists():
+        raise UsageError(f"cannot write the {what} to {path}: directory {parent} does not exist (create it first)")
+    if not parent.is_dir():
+        raise UsageError(f"cannot write the {what} to {path}: {parent} is not a directory")
+    return target
+
+
+def _reason(e: OSError) -> str:
+    return e.strerror or str(e) or type(e).__name__
+
+
+def write_outputs(outputs) -> None:
+    """Write ``[(path, text, what), ...]``: all of them, or (on an error) none changed.
+
+    Each goes to a temporary file beside its target, renamed over it once every one is written,
+    so a full disk or an unwritable place never leaves a half-written file.  A target that
+    exists and is not a regular file (``/dev/stdout``, a pipe) is written in place.  An error is
+    one line naming the path and the reason (:class:`UsageError`, exit status 2)."""
+    import os
+    import tempfile
+
+    staged, done = [], []
+    try:
+        for path, text, what in outputs:
+            target = check_output(path, what)
+            data = text.encode("utf-8")
+            if target.exists() and not target.is_file():  # a device or a pipe: no rename possible
+                staged.append((target, None, data, what))
+                continue
+            real = target.resolve() if target.is_symlink() else target
+            try:
+                fd, tmp = tempfile.mkstemp(dir=real.parent if str(real.parent) else ".", prefix=f".{real.name}.",
+                                           suffix=".tmp")
+            except OSError as e:
+                raise UsageError(f"cannot write the {what} to {path}: cannot create a file in "
+                                 f"{real.parent or '.'} ({_reason(e)})") from None
+            staged.append((real, tmp, data, what))
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                mode = real.stat().st_mode & 0o7777 if real.exists() else 0o666 & ~_umask()
+                os.chmod(tmp, mode)
+            except OSError as e:
+                raise UsageError(f"cannot write the {what} to {path}: {_reason(e)}") from None
+        for target, tmp, data, what in staged:
+            try:
+                if tmp is None:
+                    with open(target, "wb") as f:
+                        f.write(data)
+                else:
+                    os.replace(tmp, target)
+                    done.append(tmp)
+            except OSError as e:
+                raise UsageError(f"cannot write the {what} to {target}: {_reason(e)}") from None
+            print(f"wrote {target} ({what})", file=sys.stderr)
+    finally:
+        for _, tmp, _, _ in staged:
+            if tmp is not None and tmp not in done:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_output(path: str, text: str, what: str) -> None:
+    """Write one output file (see :func:`write_outputs`)."""
+    write_outputs([(path, text, what)])
+
+
+def prepare_output_dir(path: str) -> Path:
+    """An output directory: created if missing (its parent must exist), checked writable."""
+    import tempfile
+
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"cannot write outputs to {path}: it is not a directory")
+    if not out.exists():
+        if not out.parent.is_dir():
+            raise UsageError(f"cannot write outputs to {path}: directory {out.parent} does not exist (create it first)")
+        try:
+            out.mkdir()
+        except OSError as e:
+            raise UsageError(f"cannot create the output directory {path}: {_reason(e)}") from None
+    try:
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        raise UsageError(f"cannot write outputs to {path}: {_reason(e)}") from None
+    return out
 
 
 def add_parameters(p: argparse.ArgumentParser, optional: tuple = ()) -> None:

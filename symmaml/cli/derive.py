@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .common import write_output
+from .common import check_output, write_outputs
 
 __all__ = ["register", "run"]
 
@@ -18,7 +18,14 @@ def result(regime: str, order: str):
 def run(args) -> int:
     import sympy as sp
 
+    files = [(path, what) for path, what in ((args.latex, "standalone LaTeX"), (args.fragment, "LaTeX fragment"),
+                                             (args.markdown, "Markdown")) if path is not None]
+    for path, what in files:  # refuse an unwritable place before deriving anything
+        check_output(path, what)
     r = result(args.regime, args.order)
+    render = {"standalone LaTeX": lambda: r.latex(standalone=True), "LaTeX fragment": r.latex,
+              "Markdown": r.markdown}
+    write_outputs([(path, render[what](), what) for path, what in files])
     conditions = [sp.sstr(c) for c in r.conditions]
     if args.json:
         from ..export.latex import expr_latex
@@ -40,12 +47,6 @@ def run(args) -> int:
             for sym, value in r.definitions:
                 print(f"  {sym} = {value}")
             print(f"domain: {r.domain}")
-    if args.latex:
-        write_output(args.latex, r.latex(standalone=True), "standalone LaTeX")
-    if args.fragment:
-        write_output(args.fragment, r.latex(), "LaTeX fragment")
-    if args.markdown:
-        write_output(args.markdown, r.markdown(), "Markdown")
     return 0
 
 

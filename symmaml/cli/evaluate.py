@@ -5,7 +5,7 @@ import csv
 import json
 import sys
 
-from .common import PARAM_NAMES, add_parameters, fmt, grid
+from .common import PARAM_NAMES, SIZE_NAMES, UsageError, add_parameters, fmt, grid
 from .derive import result
 
 __all__ = ["register", "run"]
@@ -16,13 +16,18 @@ def run(args) -> int:
 
     points, swept = grid(args)
     r = result(args.regime, args.order)
-    options = {"dps": args.dps} if args.backend == "mpmath" else {}
+    if args.dps is not None and args.backend != "mpmath":
+        raise UsageError(f"--dps applies to --backend mpmath only (the {args.backend} backend computes in float64)")
+    options = {"dps": args.dps} if args.dps is not None else {}
     f = r.numeric(args.backend, **options)
+    dps = f.dps if args.backend == "mpmath" else None
     if args.backend == "mpmath":
         import mpmath
 
-        values = [f(**pt) for pt in points]
-        texts = [mpmath.nstr(v, args.dps) for v in values]
+        # each parameter exactly as the decimal the output prints (15 significant digits), not the
+        # binary float nearest to it: 0.2 is one fifth
+        values = [f(**{n: v if n in SIZE_NAMES else fmt(n, v) for n, v in pt.items()}) for pt in points]
+        texts = [mpmath.nstr(v, dps) for v in values]
         floats = [float(v) for v in values]
     else:
         if len(points) == 1:
@@ -38,7 +43,7 @@ def run(args) -> int:
         if args.json:
             out = dict(value=floats[0], **meta, parameters=pt)
             if args.backend == "mpmath":
-                out.update(value_str=texts[0], dps=args.dps)
+                out.update(value_str=texts[0], dps=dps)
             print(json.dumps(out, indent=2))
         else:
             print(texts[0])
@@ -67,7 +72,8 @@ def register(sub, regimes, orders) -> None:
     e.add_argument("--order", choices=orders, default="leading", help="order of approximation (default: leading)")
     add_parameters(e)
     e.add_argument("--backend", choices=("numpy", "mpmath"), default="numpy",
-                   help="numpy (float64, vectorised; default) or mpmath (arbitrary precision)")
-    e.add_argument("--dps", type=int, default=50, help="digits for --backend mpmath (default 50)")
+                   help="numpy (float64, vectorised; default) or mpmath (arbitrary precision; each parameter "
+                        "taken exactly as the decimal it prints as, 15 significant digits)")
+    e.add_argument("--dps", type=int, default=None, help="significant digits for --backend mpmath (default 50)")
     e.add_argument("--json", action="store_true", help="print JSON (an object; rows for a sweep)")
     e.set_defaults(func=run)

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import REPO, UsageError
+from .common import REPO, UsageError, prepare_output_dir
 
 __all__ = ["register", "run"]
 
@@ -18,7 +18,7 @@ def run(args) -> int:
     scripts = sorted(p for p in scripts_dir.glob("*.py") if not p.name.startswith("_")) if scripts_dir.is_dir() else []
     if not scripts:
         raise UsageError(f"no derivation scripts (*.py) in {scripts_dir}")
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_output_dir(str(out))
     # the scripts import the same symmaml as this command, installed or not
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     failed = []

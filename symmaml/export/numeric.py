@@ -22,21 +22,31 @@ NumPy and floats, ``mpmath.quad`` for mpmath).  JAX has none, and says so.
 """
 from __future__ import annotations
 
+import base64
+import builtins
+import dis
+import hashlib
 import importlib
 import inspect
+import json
+import linecache
+import marshal
 import math
 import numbers
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
+import mpmath
 import numpy as np
 import sympy as sp
 from sympy.core.sorting import default_sort_key
 
-from .. import special
+from .. import cache, special
 from ..derivation import Condition
 from ..symbols import LINEAR, ParameterSet, m, n_v, p
 
-__all__ = ["numeric_function", "NumericFunction", "BACKENDS"]
+__all__ = ["numeric_function", "NumericFunction", "PreciseMpf", "BACKENDS"]
 
 BACKENDS = ("numpy", "mpmath", "jax")
 _REGIME_LABELS = (
@@ -55,7 +65,7 @@ def _requirement(name: str, params: ParameterSet = LINEAR) -> str:
 
 
 def _fmt(name: str, value, params: ParameterSet = LINEAR) -> str:
-    if isinstance(value, (bool, np.bool_, str, bytes)):
+    if isinstance(value, (bool, np.bool_, str, bytes, Fraction, Decimal)):
         return repr(value)
     try:
         x = float(value)
@@ -81,27 +91,77 @@ def _is_tracer(x) -> bool:
     return type(x).__module__.startswith("jax") and "Tracer" in type(x).__name__
 
 
+def _exact_real(value):
+    """``value`` as an exact ``Fraction`` if it is an exact real number (``int``, ``Fraction``,
+    ``Decimal``, a SymPy ``Rational``, or a string such as ``'0.2'`` or ``'1/5'``), else None."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (int, np.integer)):
+        return Fraction(int(value))
+    if isinstance(value, Fraction):
+        return value
+    if isinstance(value, Decimal):
+        return Fraction(value) if value.is_finite() else None
+    if isinstance(value, str):
+        try:
+            return Fraction(value.strip())
+        except (ValueError, ZeroDivisionError):
+            return None
+    if isinstance(value, sp.Rational):
+        return Fraction(int(value.p), int(value.q))
+    return None
+
+
+def _is_size(value) -> bool:
+    """D1: an ``int``, a NumPy integer or an integral float (Python or NumPy); never a bool."""
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, (int, np.integer)):
+        return True
+    return isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer()
+
+
 def _check_scalar(name: str, value, params: ParameterSet = LINEAR) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
-        try:  # mpmath numbers and other real-like scalars
-            if isinstance(value, (bool, np.bool_, str, bytes)):
-                raise TypeError
-            x = float(value)
-        except (TypeError, ValueError):
-            raise _bad(name, value, params=params) from None
-    else:
-        x = float(value)
+    """The float value of one scalar argument, checked for its kind (size, rate or scale).
+
+    Sizes are accepted as decision D1 says (an ``int``, a NumPy integer, an integral float);
+    rates and scales as any real number: ``int``, ``float``, NumPy scalars, ``Fraction``,
+    ``Decimal``, SymPy numbers, ``mpmath.mpf``, or a string of a decimal or a fraction."""
     kind = params.kind(name)
     if kind == "size":
-        if not (x.is_integer() and x > 0):
+        if not _is_size(value) or value <= 0:
             raise _bad(name, value, params=params)
-    elif not math.isfinite(x) or (kind == "scale" and x < 0):
+        return float(value)
+    exact = _exact_real(value)
+    if exact is not None:
+        x = float(exact)
+    elif isinstance(value, (bool, np.bool_, str, bytes)) or not _real_like(value):
+        raise _bad(name, value, params=params)
+    else:
+        try:
+            x = float(value)
+        except (TypeError, ValueError, OverflowError):
+            raise _bad(name, value, params=params) from None
+    if not math.isfinite(x) or (kind == "scale" and x < 0):
         raise _bad(name, value, params=params)
     return x
 
 
+def _real_like(value) -> bool:
+    """A real scalar of a numeric type (NumPy, SymPy, mpmath numbers...), not a container or a complex."""
+    if isinstance(value, (numbers.Real, np.floating, np.integer)):
+        return True
+    if isinstance(value, sp.Basic):
+        return bool(value.is_number and value.is_extended_real)
+    return type(value).__module__.split(".")[0] == "mpmath" and hasattr(value, "_mpf_")
+
+
 def _check_array(name: str, value, params: ParameterSet = LINEAR) -> np.ndarray:
     a = np.asarray(value)
+    if a.dtype == object and params.kind(name) == "size":  # D1 elementwise
+        bad = next((x for x in a.flat if not _is_size(x)), None)
+        if bad is not None:
+            raise _bad(name, bad, " (in an array)", params)
     if a.dtype == bool or a.dtype.kind not in "iuf":
         try:
             if a.dtype == bool or a.dtype.kind in "USbc":
@@ -124,8 +184,152 @@ def _check_array(name: str, value, params: ParameterSet = LINEAR) -> np.ndarray:
     return a
 
 
+def _broadcast_message(shapes) -> str:
+    """Which array arguments do not broadcast together, by name (NumPy's message says 'arg 0')."""
+    names = ", ".join(f"{n} {tuple(shp)}" for n, shp in shapes if shp)
+    for i, (n1, s1) in enumerate(shapes):
+        for n2, s2 in shapes[i + 1:]:
+            try:
+                np.broadcast_shapes(s1, s2)
+            except ValueError:
+                return (f"{n1} (shape {tuple(s1)}) and {n2} (shape {tuple(s2)}) cannot be broadcast together "
+                        f"(array arguments: {names}); use arrays of one shape, or shapes that broadcast, "
+                        "e.g. (n, 1) and (1, k) for an n x k grid")
+    return f"the array arguments cannot be broadcast together: {names}"
+
+
 _EXPAND_LIMIT = 400
 """Largest expression (in operations) the specialiser expands to find its polynomial form."""
+
+
+#: ``lambdify`` module lists by name: (the list, the modules and functions a cached source is rebuilt with)
+_MODULES = {
+    "math": lambda: ["math"],
+    "numpy": lambda: ["numpy"],
+    "special-math": lambda: [special.MATH, "math"],
+    "special-numpy": lambda: [special.NUMPY, "numpy"],
+    "special-mpmath": lambda: [special.MPMATH, "mpmath"],
+    "jax": lambda: "jax",
+}
+_NAMESPACES: dict = {}
+
+
+def _namespace(modules: str) -> dict:
+    """The module objects and special functions a cached function made with ``modules`` reads.
+
+    ``lambdify`` prints qualified names (``numpy.exp``, ``math.sqrt``, ``mpmath.mpf``), the
+    special functions by name and a few bare names (``greater``); :func:`_resolve` finds the bare
+    ones as ``lambdify`` does, without its ``from numpy import *`` (0.4 s on first use)."""
+    ns = _NAMESPACES.get(modules)
+    if ns is None:
+        if modules == "jax":
+            importlib.import_module("jax.numpy")
+            ns = {"jax": importlib.import_module("jax")}
+        else:
+            base = modules.split("-")[-1]
+            ns = {base: importlib.import_module(base)}
+            if modules.startswith("special-"):
+                ns.update({"math": special.MATH, "numpy": special.NUMPY, "mpmath": special.MPMATH}[base])
+        _NAMESPACES[modules] = ns
+    return ns
+
+
+_MISSING = object()
+
+
+def _resolve(modules: str, name: str):
+    """What a global ``name`` means in the namespace ``lambdify`` builds for ``modules`` (the
+    special functions, its translations, ``from module import *``, its defaults), or _MISSING."""
+    ns = _namespace(modules)
+    if name in ns:
+        return ns[name]
+    if hasattr(builtins, name):
+        return _MISSING  # found in builtins at call time; nothing to add
+    base = "jax" if modules == "jax" else modules.split("-")[-1]
+    _, defaults, translations, _ = importlib.import_module("sympy.utilities.lambdify").MODULES[base]
+    module = importlib.import_module(base)
+    if name in translations:
+        return getattr(module, translations[name], _MISSING)
+    stars = [importlib.import_module("numpy.linalg"), module] if base == "numpy" else ([] if base == "jax" else [module])
+    for mod in stars:
+        public = getattr(mod, "__all__", None)
+        if (name in public) if public is not None else (not name.startswith("_") and hasattr(mod, name)):
+            return getattr(mod, name)
+    return defaults.get(name, _MISSING)
+
+
+def _globals_used(code) -> set:
+    """Every global name the code (and the functions it defines) reads."""
+    names = {i.argval for i in dis.get_instructions(code) if i.opname in ("LOAD_GLOBAL", "LOAD_NAME")}
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            names |= _globals_used(const)
+    return names
+
+
+def _from_source(item: list, label: str):
+    modules, source, names, compiled = item
+    filename = f"<symmaml {label}>"
+    # the compiled code (marshal, this Python's format: the cache generation includes its version)
+    code = marshal.loads(base64.b64decode(compiled)) if compiled else compile(source, filename, "exec")
+    ns = dict(_namespace(modules))
+    for name in names:
+        value = _resolve(modules, name)
+        if value is _MISSING:
+            raise NameError(name)
+        ns[name] = value
+    exec(code, ns)
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # for tracebacks
+    return ns["_lambdifygenerated"]
+
+
+def _storable(modules: str, source: str, label: str) -> list | None:
+    """``[modules, source, bare names, compiled code]`` if every global the source reads resolves,
+    else None."""
+    try:
+        code = compile(source, f"<symmaml {label}>", "exec")
+    except SyntaxError:
+        return None
+    used = _globals_used(code)
+    ns = _namespace(modules)
+    bare = sorted(n for n in used if n not in ns and n != "_lambdifygenerated" and not hasattr(builtins, n))
+    if any(_resolve(modules, n) is _MISSING for n in bare):
+        return None
+    return [modules, source, bare, base64.b64encode(marshal.dumps(code)).decode("ascii")]
+
+
+def _compiled(key: str | None, build) -> list:
+    """Functions made by ``sympy.lambdify``, kept in the persistent cache under ``key``.
+
+    ``build()`` returns a list of ``(args, expr, modules, cse)`` (``modules`` a name of
+    :data:`_MODULES`) or None for an absent function; it runs only on a miss, so the work before
+    ``lambdify`` (e.g. specialising an expression) is saved too.  The cache holds the generated
+    sources; each is rebuilt in the namespace ``lambdify`` gives its module list, so a stored
+    function is what ``lambdify`` returned, in milliseconds.  A group whose source reads a global
+    outside that namespace (e.g. an implemented function of the expression) is not stored."""
+    st = cache.store() if key is not None else None
+    if st is not None:
+        data = st.get(key)
+        if data is not None:
+            try:
+                return [None if item is None else _from_source(item, f"{key} [{i}]")
+                        for i, item in enumerate(json.loads(data.decode("utf-8")))]
+            except Exception:  # unusable: compile again (and overwrite the entry)
+                pass
+    fns, stored = [], []
+    for i, spec in enumerate(build()):
+        if spec is None:
+            fns.append(None)
+            stored.append(None)
+            continue
+        args, expr, modules, cse = spec
+        fn = sp.lambdify(args, expr, modules=_MODULES[modules](), cse=cse)
+        fns.append(fn)
+        source = "".join(linecache.getlines(fn.__code__.co_filename))
+        stored.append((_storable(modules, source, f"{key} [{i}]") or False) if st is not None else False)
+    if st is not None and all(item is not False for item in stored):
+        st.put(key, json.dumps(stored).encode("utf-8"))
+    return fns
 
 
 class _Specialiser:
@@ -230,6 +434,70 @@ class _Specialiser:
         raise TypeError(f"unsupported Piecewise condition {c}")
 
 
+def _to_mpf(value):
+    """An argument at the working precision: exact numbers (``int``, ``Fraction``, ``Decimal``,
+    SymPy ``Rational``, strings such as ``'0.2'`` or ``'1/5'``) converted exactly (the one rounding
+    is to the working precision), binary floats taken as the numbers they are (``0.2`` is
+    0.200000000000000011102...), ``mpf`` as is."""
+    exact = _exact_real(value)
+    if exact is not None:
+        return mpmath.mpf(exact.numerator) / exact.denominator
+    if isinstance(value, sp.Float):
+        return mpmath.mpf(value._mpf_)
+    if isinstance(value, (float, np.floating)):
+        return mpmath.mpf(float(value))
+    return mpmath.mpf(value)
+
+
+class PreciseMpf(mpmath.mpf):
+    """An ``mpmath.mpf`` that prints with the significant digits it was computed at.
+
+    A plain ``mpf`` prints at mpmath's global precision (15 digits), whatever precision it holds;
+    the mpmath backend returns this subclass so that ``print(f(...))`` shows ``dps`` digits.
+    Arithmetic on it returns plain ``mpf`` values, as usual."""
+
+    __slots__ = ("dps",)
+
+    @classmethod
+    def of(cls, x, dps: int) -> "PreciseMpf":
+        v = object.__new__(cls)
+        v._mpf_ = x._mpf_
+        v.dps = int(dps)
+        return v
+
+    def __reduce__(self):
+        return (_precise_mpf, (self._mpf_, self.dps))
+
+    def __str__(self) -> str:
+        return mpmath.nstr(self, self.dps)
+
+    def __repr__(self) -> str:
+        return f"mpf('{self}')"
+
+    def __format__(self, spec: str) -> str:
+        return str(self) if not spec else super().__format__(spec)
+
+
+def _precise_mpf(mpf_tuple, dps):
+    v = object.__new__(PreciseMpf)
+    v._mpf_ = mpf_tuple
+    v.dps = dps
+    return v
+
+
+def _check_dps(dps, backend: str):
+    """``dps`` for the mpmath backend: a positive integer (D1: integral floats accepted); refused
+    by the other backends (NumPy and JAX compute in float64: a precision would be ignored)."""
+    if dps is None:
+        return 50
+    if backend != "mpmath":
+        raise ValueError(f"dps applies to the 'mpmath' backend only; the {backend!r} backend computes in "
+                         f"float64 (got dps={dps!r})")
+    if not _is_size(dps) or dps < 1:
+        raise ValueError(f"dps must be a positive integer (significant digits); got {dps!r}")
+    return int(dps)
+
+
 class NumericFunction:
     """A validated numeric function of the canonical parameters (see :func:`numeric_function`).
 
@@ -238,21 +506,18 @@ class NumericFunction:
     """
 
     def __init__(self, expr, *, backend: str = "numpy", conditions=(), ignore=(), name: str = "",
-                 dps: int = 50, cse: bool = True, definitions=(), domain: str = "",
-                 parameters: ParameterSet = LINEAR):
+                 dps: int | None = None, cse: bool = True, definitions=(), domain: str = "",
+                 parameters: ParameterSet = LINEAR, cache_key: str | None = None):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
         self.expr = sp.sympify(expr)
         self.parameters = parameters
         names, symbols = parameters.names, parameters.symbols
         self.definitions = tuple((sym, sp.sympify(value)) for sym, value in definitions)
-        # evaluated under private names (a definition may be called \mu_0 for LaTeX)
-        self._rename = {sym: sp.Symbol(f"_d{i}") for i, (sym, _) in enumerate(self.definitions)}
-        self._defs = tuple((self._rename[sym], value.xreplace(self._rename)) for sym, value in self.definitions)
-        self._expr = self.expr.xreplace(self._rename)
+        self._renamed = None  # (definitions, expr) under private names, made when first compiled
         self.backend = backend
         self.name = name or "expression"
-        self.dps = int(dps)
+        self.dps = _check_dps(dps, backend)
         self.cse = bool(cse)
         self.domain = domain
         conditions = [c if isinstance(c, Condition) else Condition(sp.sympify(c), "") for c in conditions]
@@ -263,6 +528,45 @@ class NumericFunction:
         if unknown:
             raise ValueError(f"ignore: unknown parameter(s) {', '.join(unknown)}")
         self.ignored = tuple(n for n in names if n in ignore)
+        self._fingerprint = (hashlib.sha256(f"{cache_key} cse={self.cse}".encode()).hexdigest() if cache_key
+                             else self._content_hash())
+        self.used = self._analyse()
+        self.checked = tuple(n for n in names if n not in self.ignored)
+        params = []
+        for n in names:
+            default = parameters.defaults.get(n, None if n in self.ignored else inspect.Parameter.empty)
+            params.append(inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=default))
+        self.signature = inspect.Signature(params)
+        self.__signature__ = self.signature
+        self.__name__ = "numeric_function"
+        self.__doc__ = f"{self.name}: a numeric function of {', '.join(names)} (its expression: .expr)"
+        self._conditions = [self._compile_condition(c, t, i)
+                            for i, (c, t) in enumerate(zip(self.conditions, self._condition_texts))]
+        self._cache: dict = {}
+        self._mp = None
+        self._jax = None
+        if backend == "jax":
+            self._jax_fn()  # fail early and clearly if jax is missing
+        elif backend == "mpmath":
+            self._mp_fn()
+
+    def __repr__(self) -> str:
+        return f"<NumericFunction {self.name!r} backend={self.backend!r}>"
+
+    def _analyse(self) -> tuple:
+        """The parameters the expression uses, after checking that it uses no other symbol.
+
+        Walking large expressions for their symbols costs most of a second for the corrected
+        results, so the answer is kept in the persistent cache with the compiled functions."""
+        symbols = self.parameters.symbols
+        key = self._key("analysis")
+        st = cache.store() if key is not None else None
+        if st is not None:
+            data = st.get(key)
+            if data is not None:
+                used = json.loads(data.decode("utf-8"))
+                if set(used) <= set(self.parameters.names):
+                    return tuple(s for s in symbols if s.name in used)
         known = set(symbols)
         extra = []
         for sym, value in self.definitions:
@@ -276,27 +580,42 @@ class NumericFunction:
         if extra:
             raise ValueError(f"{self.name}: symbols that are not parameters: {', '.join(sorted(set(extra)))}")
         everything = self.expr.free_symbols.union(*(v.free_symbols for _, v in self.definitions))
-        self.used = tuple(s for s in symbols if s in everything)
-        self.checked = tuple(n for n in names if n not in self.ignored)
-        params = []
-        for n in names:
-            default = parameters.defaults.get(n, None if n in self.ignored else inspect.Parameter.empty)
-            params.append(inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=default))
-        self.signature = inspect.Signature(params)
-        self.__signature__ = self.signature
-        self.__name__ = "numeric_function"
-        self.__doc__ = f"{self.name}: {self.expr}"
-        self._conditions = [self._compile_condition(c, t) for c, t in zip(self.conditions, self._condition_texts)]
-        self._cache: dict = {}
-        self._mp = None
-        self._jax = None
-        if backend == "jax":
-            self._jax_fn()  # fail early and clearly if jax is missing
-        elif backend == "mpmath":
-            self._mp_fn()
+        used = tuple(s for s in symbols if s in everything)
+        if st is not None:
+            st.put(key, json.dumps([s.name for s in used]).encode("utf-8"))
+        return used
 
-    def __repr__(self) -> str:
-        return f"<NumericFunction {self.name!r} backend={self.backend!r}>"
+    @property
+    def _defs(self) -> tuple:
+        return self._private()[0]
+
+    @property
+    def _expr(self):
+        return self._private()[1]
+
+    def _private(self):
+        """The definitions and the expression under private names ``_d0, _d1, ...`` (a definition may
+        be called ``\\mu_0`` for LaTeX), as compiled."""
+        if self._renamed is None:
+            rename = {sym: sp.Symbol(f"_d{i}") for i, (sym, _) in enumerate(self.definitions)}
+            self._renamed = (tuple((rename[sym], value.xreplace(rename)) for sym, value in self.definitions),
+                             self.expr.xreplace(rename))
+        return self._renamed
+
+    def _content_hash(self) -> str | None:
+        """A hash of everything the compiled functions depend on (None if it cannot be pickled),
+        for a function made without a ``cache_key``: an expression built the same way in another
+        process has the same hash (one rebuilt differently, e.g. read from a pickle, may not: SymPy
+        shares cached subexpressions differently, which changes the pickle, never the meaning)."""
+        try:
+            data = cache.dumps((self.expr, self.definitions, self.conditions, self.parameters.symbols,
+                                self.ignored, self.cse))
+        except Exception:
+            return None
+        return hashlib.sha256(data).hexdigest()
+
+    def _key(self, part: str) -> str | None:
+        return None if self._fingerprint is None else f"numeric {self._fingerprint} {part}"
 
     def _cse_with(self, defs):
         """``lambdify``'s ``cse`` argument: the definitions first (in order), then optional CSE."""
@@ -319,15 +638,15 @@ class NumericFunction:
         return cse
 
     # -- conditions -----------------------------------------------------------------
-    def _compile_condition(self, cond, text: str = ""):
+    def _compile_condition(self, cond, text: str = "", index: int = 0):
         if not isinstance(cond, sp.core.relational.Relational):
             raise ValueError(f"condition must be a SymPy relation in the parameters; got {cond!r}")
         args = tuple(s for s in self.parameters.symbols if s in cond.free_symbols)
         label = next((lab for c, lab in _REGIME_LABELS if cond.canonical == c), self.name)
-        return dict(cond=cond, args=args, label=label,
-                    # CSE: a large condition (e.g. a validity polynomial) then costs about as much as the result
-                    scalar=sp.lambdify(args, cond, modules="math", cse=True),
-                    vector=sp.lambdify(args, cond, modules="numpy", cse=True),
+        # CSE: a large condition (e.g. a validity polynomial) then costs about as much as the result
+        scalar, vector = _compiled(self._key(f"condition {index}"),
+                                   lambda: [(args, cond, "math", True), (args, cond, "numpy", True)])
+        return dict(cond=cond, args=args, label=label, scalar=scalar, vector=vector,
                     message=f"{label} requires {text or _relation_text(cond)}")
 
     def _check_conditions(self, values: dict, shape) -> None:
@@ -373,8 +692,11 @@ class NumericFunction:
             else:
                 a = _check_array(n, v, self.parameters)
                 values[n] = float(a) if a.ndim == 0 else a
-                shapes.append(a.shape)
-        shape = np.broadcast_shapes(*shapes) if shapes else ()
+                shapes.append((n, a.shape))
+        try:
+            shape = np.broadcast_shapes(*(shp for _, shp in shapes)) if shapes else ()
+        except ValueError:
+            raise ValueError(_broadcast_message(shapes)) from None
         self._check_conditions(values, shape)
         return values, shape
 
@@ -394,49 +716,65 @@ class NumericFunction:
         values, shape = self._validate(raw)
         return self._call_numpy(values, shape)
 
+    def masked(self, *args, **kwargs):
+        """Like calling the function (NumPy backend), but a value that is not finite (outside the
+        result's domain) comes back as NaN instead of raising: for searches over a parameter.
+        Inputs are validated as usual."""
+        if self.backend != "numpy":
+            raise ValueError(f"masked() needs the 'numpy' backend; this function uses {self.backend!r}")
+        values, shape = self._validate(self._bind(args, kwargs))
+        return self._call_numpy(values, shape, strict=False)
+
     def _specialised(self, arrays: tuple):
         fn = self._cache.get(arrays)
         if fn is None:
             syms = frozenset(s for s in self.used if s.name in arrays)
-            # a definition is an array if it depends on one; the others are computed once, in floats
-            array_syms, scalar_defs = set(syms), []
-            for sym, value in self._defs:
-                if value.free_symbols & array_syms:
-                    array_syms.add(sym)
-                else:
-                    scalar_defs.append((sym, value))
-            spec = _Specialiser(frozenset(array_syms))
-            array_defs = [(sym, spec.rewrite(value)) for sym, value in self._defs if sym in array_syms]
-            body = spec.rewrite(self._expr)
             array_args = [s for s in self.used if s in syms]
             scalar_args = [s for s in self.used if s not in syms]
-            placeholders = [spec.index[c] for c in spec.coeffs]
-            coeff_fn = (sp.lambdify(scalar_args, spec.coeffs, modules=[special.MATH, "math"],
-                                    cse=self._cse_with(scalar_defs))
-                        if spec.coeffs else None)
-            body_fn = sp.lambdify(array_args + placeholders, body, modules=[special.NUMPY, "numpy"],
-                                  cse=self._cse_with(array_defs))
+
+            def build():
+                # a definition is an array if it depends on one; the others are computed once, in floats
+                array_syms, scalar_defs = set(syms), []
+                for sym, value in self._defs:
+                    if value.free_symbols & array_syms:
+                        array_syms.add(sym)
+                    else:
+                        scalar_defs.append((sym, value))
+                spec = _Specialiser(frozenset(array_syms))
+                array_defs = [(sym, spec.rewrite(value)) for sym, value in self._defs if sym in array_syms]
+                body = spec.rewrite(self._expr)
+                placeholders = [spec.index[c] for c in spec.coeffs]
+                return [(scalar_args, spec.coeffs, "special-math", self._cse_with(scalar_defs)) if spec.coeffs else None,
+                        (array_args + placeholders, body, "special-numpy", self._cse_with(array_defs))]
+
+            coeff_fn, body_fn = _compiled(self._key(f"numpy arrays={','.join(s.name for s in array_args)}"), build)
             fn = (coeff_fn, body_fn, [s.name for s in array_args], [s.name for s in scalar_args])
             self._cache[arrays] = fn
         return fn
 
-    def _call_numpy(self, values: dict, shape):
+    def _call_numpy(self, values: dict, shape, strict: bool = True):
         arrays = tuple(s.name for s in self.used if isinstance(values[s.name], np.ndarray))
         coeff_fn, body_fn, array_names, scalar_names = self._specialised(arrays)
         try:
             coeffs = coeff_fn(*(values[n] for n in scalar_names)) if coeff_fn else []
         except (ZeroDivisionError, OverflowError, ValueError):
+            if not strict:
+                return np.full(shape, np.nan) if shape else math.nan
             raise self._nonfinite(values) from None
         with np.errstate(all="ignore"):
             out = body_fn(*(values[n] for n in array_names), *coeffs)
         if not shape:
             out = float(out)
             if not math.isfinite(out):
+                if not strict:
+                    return math.nan
                 raise self._nonfinite(values)
             return out
         out = np.asarray(out, dtype=float)
         if out.shape != shape:
             out = np.broadcast_to(out, shape).copy()
+        if not strict:
+            return np.where(np.isfinite(out), out, np.nan)
         if not np.isfinite(out).all():
             idx = np.unravel_index(int(np.argmin(np.isfinite(out))), shape)
             raise self._nonfinite(values, (idx, shape))
@@ -444,18 +782,15 @@ class NumericFunction:
 
     def _mp_fn(self):
         if self._mp is None:
-            self._mp = sp.lambdify(self.used, self._expr, modules=[special.MPMATH, "mpmath"],
-                                   cse=self._cse_with(self._defs))
+            self._mp, = _compiled(self._key("mpmath"),
+                                  lambda: [(self.used, self._expr, "special-mpmath", self._cse_with(self._defs))])
         return self._mp
 
     def _call_mpmath(self, raw: dict):
-        import mpmath
-
         values, _ = self._validate(raw, allow_arrays=False)
         fn = self._mp_fn()
         with mpmath.workdps(self.dps):
-            args = [mpmath.mpf(raw[s.name]) if not isinstance(raw[s.name], (np.floating, np.integer))
-                    else mpmath.mpf(float(raw[s.name])) for s in self.used]
+            args = [_to_mpf(raw[s.name]) for s in self.used]
             try:
                 out = fn(*args)
             except ZeroDivisionError:
@@ -463,7 +798,7 @@ class NumericFunction:
             out = +mpmath.mpf(out)
             if not mpmath.isfinite(out):
                 raise self._nonfinite(values)
-        return out
+            return PreciseMpf.of(out, self.dps)
 
     def _jax_fn(self):
         if self._jax is None:
@@ -476,7 +811,7 @@ class NumericFunction:
                 importlib.import_module("jax")
             except ImportError:
                 raise ImportError("the 'jax' backend needs JAX: pip install 'symmaml[jax]' (or pip install jax)") from None
-            self._jax = sp.lambdify(self.used, self._expr, modules="jax", cse=self._cse_with(self._defs))
+            self._jax, = _compiled(self._key("jax"), lambda: [(self.used, self._expr, "jax", self._cse_with(self._defs))])
         return self._jax
 
     def _call_jax(self, raw: dict):
@@ -495,8 +830,9 @@ class NumericFunction:
 
 
 def numeric_function(expr, *, backend: str = "numpy", conditions=(), ignore=(), name: str = "",
-                     dps: int = 50, cse: bool = True, definitions=(), domain: str = "",
-                     parameters: ParameterSet = LINEAR, **options: Any) -> NumericFunction:
+                     dps: int | None = None, cse: bool = True, definitions=(), domain: str = "",
+                     parameters: ParameterSet = LINEAR, cache_key: str | None = None,
+                     **options: Any) -> NumericFunction:
     """A function of the keyword arguments ``p, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, dist0``.
 
     All are required except ``dist0`` (default 0.0) and those in ``ignore`` (accepted and
@@ -508,8 +844,12 @@ def numeric_function(expr, *, backend: str = "numpy", conditions=(), ignore=(), 
     ``backend``:
 
     * ``'numpy'`` -- vectorised; array arguments broadcast; returns a float for scalar input;
-    * ``'mpmath'`` -- scalar arguments, evaluated at ``dps`` significant digits inside
-      ``mpmath.workdps``; returns an ``mpf``;
+    * ``'mpmath'`` -- scalar arguments, evaluated at ``dps`` significant digits (default 50)
+      inside ``mpmath.workdps``; returns an ``mpf`` that prints at that precision
+      (:class:`PreciseMpf`).  Exact inputs (``int``, ``Fraction``, ``Decimal``, SymPy
+      ``Rational``, strings such as ``'0.2'`` or ``'1/5'``) are converted exactly; a Python
+      ``float`` is taken as the binary number it is (``0.2`` is 0.2000000000000000111...):
+      pass ``'0.2'`` or ``Fraction(1, 5)`` for one fifth.  ``dps`` is refused by the other backends;
     * ``'jax'`` -- ``jax.numpy``, so ``jax.grad`` works with respect to the rates and scales
       (validation skips traced values); needs JAX installed.
 
@@ -523,9 +863,15 @@ def numeric_function(expr, *, backend: str = "numpy", conditions=(), ignore=(), 
     linear model's; :data:`~symmaml.symbols.NONLINEAR` for the network's kernel limit); each is
     validated by its kind (size, rate or scale).
 
+    ``cache_key``: a string that determines everything else passed here (e.g. the key a derived
+    result is cached under, :mod:`symmaml.cache`); the compiled functions are then kept in the
+    persistent cache under it, so a later process skips specialising and ``lambdify``.  Without
+    it they are kept under a hash of the expression's pickle.
+
     The returned object has attributes ``expr``, ``definitions``, ``backend`` and ``signature``.
     """
     if options:
         raise TypeError(f"numeric_function got unexpected option(s): {', '.join(sorted(options))}")
     return NumericFunction(expr, backend=backend, conditions=conditions, ignore=ignore, name=name,
-                           dps=dps, cse=cse, definitions=definitions, domain=domain, parameters=parameters)
+                           dps=dps, cse=cse, definitions=definitions, domain=domain, parameters=parameters,
+                           cache_key=cache_key)

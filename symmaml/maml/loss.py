@@ -1,20 +1,33 @@
 """``average_test_loss``: the entry point to the derived results."""
 from __future__ import annotations
 
+import importlib
 from functools import lru_cache
 
 import sympy as sp
 
+from .. import cache
 from ..symbols import alpha_t, m, n_v, p
-from .corrected import derive_over_corrected
-from .corrected_under import derive_under_corrected
-from .exact import derive_over_exact, derive_under_exact
-from .leading import derive_over_leading, derive_under_leading
 from .result import Result
 
 __all__ = ["average_test_loss", "REGIMES", "ORDERS", "regime_condition"]
 
 REGIMES = ("over", "under")
+
+
+def _lazy(module: str, name: str):
+    """``module.name``, imported on first call: a result read from the cache needs no derivation code."""
+    def derive(*args, **kwargs):
+        return getattr(importlib.import_module(f".{module}", __package__), name)(*args, **kwargs)
+
+    derive.__name__ = derive.__qualname__ = name
+    return derive
+
+
+derive_over_leading, derive_under_leading = _lazy("leading", "derive_over_leading"), _lazy("leading", "derive_under_leading")
+derive_over_exact, derive_under_exact = _lazy("exact", "derive_over_exact"), _lazy("exact", "derive_under_exact")
+derive_over_corrected = _lazy("corrected", "derive_over_corrected")
+derive_under_corrected = _lazy("corrected_under", "derive_under_corrected")
 #: the derivations by order and regime
 ORDERS = {
     "leading": {"over": derive_over_leading, "under": derive_under_leading},
@@ -37,10 +50,12 @@ def regime_condition(regime: str):
 
 
 @lru_cache(maxsize=None)
+@cache.persistent
 def average_test_loss(regime: str, order: str = "leading") -> Result:
     """The average test loss of one-step MAML in ``regime`` ('over' or 'under') at ``order``.
 
-    Derived on first call (a second or so) and cached.  ``order='leading'`` is the paper's
+    Derived on first call (a second to a minute) and cached, in the process and on disk
+    (:mod:`symmaml.cache`: a later process reads it in milliseconds).  ``order='leading'`` is the paper's
     approximation: the meta-training Gram matrix replaced by its mean.
     """
     if regime not in REGIMES:

@@ -16,7 +16,18 @@ the derivative, the limits at infinity and the second derivative at the minimise
   interval arithmetic to compare the loss at every critical point with its limits at
   +-infinity.  Its ``numeric()`` loops in Python over the points (it is a root finder).
 
-``optimize(regime, wrt, **params)`` is the plain function behind the command line.
+* a loss stated with named intermediate quantities, or not rational in the rate (the corrected
+  results: a self-consistent ``r``, a spectral integral): alpha_r is still a closed form, in the
+  named quantities (the meta-test average is exact for any omega*); alpha_t is a *bracketed
+  numeric* minimisation of the staged numeric function per parameter set
+  (:mod:`symmaml.minimise`: a grid, widened until its lowest point is interior, then refined to a
+  stated tolerance, with the check ``f(lo) > f(x*) < f(hi)``), a search, not a certificate.
+* an exact result holds only at alpha_t = 0: there is no alpha_t to optimise, and ``optimal``
+  says so.
+
+``optimize(regime, wrt, **params)`` is the plain function behind the command line; where the loss
+does not depend on the rate at the given parameters (e.g. sigma = 0 at leading order) it says so
+instead of returning a minimiser.
 """
 from __future__ import annotations
 
@@ -30,8 +41,10 @@ from typing import Any, NamedTuple
 import numpy as np
 import sympy as sp
 
+from .. import cache
 from ..algebra import factor, factor_list
 from ..derivation import Derivation, Rule
+from ..minimise import Bracketed, NoInteriorMinimum, bracketed_minimum
 from ..symbols import LATEX_NAMES, PARAMETERS, alpha_r, alpha_t, by_name, dist0, m, n_v, nu, p, sigma
 from .adaptation import ERROR, adaptation_average
 from .result import Result
@@ -39,12 +52,12 @@ from .rules import SUBSTITUTE
 
 __all__ = [
     "WRT", "METHODS", "optimal", "optimize", "Optimum", "Certificate", "CertifiedMinimiser", "ArgMin",
-    "NoMinimiserError",
+    "NoMinimiserError", "BracketedMinimiser",
 ]
 
 #: the learning rates one can optimise over
 WRT = ("alpha_t", "alpha_r")
-METHODS = ("closed form", "certified numeric")
+METHODS = ("closed form", "certified numeric", "bracketed numeric")
 
 # --------------------------------------------------------------------------- rules (as data)
 
@@ -129,6 +142,14 @@ FIRST_ORDER_IMPROVEMENT = Rule(
     "first-order improvement",
     r"f'(0) > 0 \implies f(-\varepsilon) < f(0) \text{ for small } \varepsilon > 0",
     reference="definition of the derivative",
+)
+BRACKETED_NUMERIC = Rule(
+    "bracketed numeric minimisation",
+    r"f(\mathrm{lo}) > f(x^\star) < f(\mathrm{hi}),\ \ \mathrm{hi} - \mathrm{lo} \le \varepsilon\max(1, |x^\star|)",
+    reference=("per parameter set, on the staged numeric function: the lowest of a grid over [-B, B] "
+               "(B widened until that point is interior), refined by finer grids between its neighbours to "
+               "the tolerance epsilon or to float precision (symmaml.minimise); a numeric search, not a "
+               "certificate: a dip narrower than the first grid's spacing can be missed"),
 )
 CERTIFIED_NUMERIC = Rule(
     "certified numeric minimisation",
@@ -295,6 +316,12 @@ class Optimum(Result):
     minimum: Any = None
     loss: Result | None = None
     solver: Any = field(default=None, compare=False, repr=False)
+    #: expressions in the parameters: where one vanishes, the loss does not depend on the rate
+    #: (every value minimises it), e.g. sigma**2 for alpha_t at leading order
+    flat_when: tuple = ()
+
+    def _lhs_latex(self) -> str:
+        return rf"{_latex_name(self.symbol)}^\star"
 
     @property
     def symbol(self) -> sp.Symbol:
@@ -306,10 +333,13 @@ class Optimum(Result):
 
         Closed form: the exporter's lambdified function.  Certified numeric: a Python loop over
         the (broadcast) points, each a certified root isolation; ``backend`` 'numpy' returns floats
-        (an ndarray for array input), 'mpmath' returns ``mpf`` at the current precision.
+        (an ndarray for array input), 'mpmath' returns ``mpf`` at the current precision.  Bracketed
+        numeric: a Python loop over the points, each a bracketed minimisation (floats, NumPy only).
         """
         if self.method == "closed form":
             return super().numeric(backend=backend, **options)
+        if self.method == "bracketed numeric" and (backend != "numpy" or options):
+            raise ValueError("a bracketed numeric optimum is computed with the 'numpy' backend only, without options")
         if backend not in ("numpy", "mpmath"):
             raise ValueError(f"backend must be 'numpy' or 'mpmath' for a certified numeric optimum, got {backend!r}")
         solver = self.solver
@@ -324,11 +354,17 @@ class Optimum(Result):
     def certify(self, **params) -> Certificate:
         """Run the certified minimisation of the loss over ``wrt`` at one parameter set.
 
-        Available for closed forms too (an independent check of the formula)."""
+        Available for closed forms too (an independent check of the formula), for losses that are
+        rational functions of the rate."""
+        if not isinstance(self.solver, CertifiedMinimiser):
+            raise ValueError(f"no certified minimisation for the {self.loss.order} result: its loss is stated with "
+                             "named quantities (or is not rational in the rate); see optimize() for its minimum")
         return self.solver.certificate(params)
 
 
 def _to_backend(cert: Certificate, backend: str):
+    if getattr(cert, "degenerate", False):
+        raise ValueError("the loss does not depend on the rate at these parameters: every value is a minimiser")
     if backend == "mpmath":
         import mpmath
 
@@ -424,6 +460,9 @@ class CertifiedMinimiser:
         self.gens = tuple(s for s in PARAMETERS if s != x and expr.has(s))
         self._tables = None
         self._validator = None
+
+    def __getstate__(self):
+        return dict(self.__dict__, _validator=None)  # the compiled validator is rebuilt on use
 
     def _coefficient_tables(self):
         """``N``, ``D`` coefficient tables (built once, on first use: a second or two)."""
@@ -551,22 +590,49 @@ def _canonical_loss(loss: sp.Expr) -> sp.Expr:
     return factor(c0) + factor(c1) * factor(sp.cancel((loss - c0) / c1))
 
 
-def _error_form(d: Derivation, loss: sp.Expr):
+def _error_form(d: Derivation, loss: sp.Expr, staged: bool = False, definitions=()):
     """Record ``L = c0 + c1 E`` with ``E = E|omega* - w0|^2`` read off ``loss``; return (T, E).
 
-    ``T`` is the exact meta-test average with the placeholder :data:`ERROR` for ``E``."""
+    ``T`` is the exact meta-test average with the placeholder :data:`ERROR` for ``E``.  A staged
+    loss (named quantities) keeps ``E`` in them, cancelled but not factored."""
     t = _test_average()
     c1, c0 = factor(sp.diff(t, ERROR)), factor(t.subs(ERROR, 0))
     test_average = c0 + c1 * ERROR
-    error = factor(sp.cancel((loss - c0) / c1))
-    if sp.cancel(test_average.subs(ERROR, error) - loss) != 0 or error.has(alpha_r):
+    if staged:
+        # cancel() would expand the whole staged loss (minutes); read E off at alpha_r = 0 instead and
+        # check the identity L = c0 + c1 E exactly at random rational values of every symbol
+        error = (loss.subs(alpha_r, 0) - c0.subs(alpha_r, 0)) / c1.subs(alpha_r, 0)
+        ok = _identity_at_random_points(test_average.subs(ERROR, error) - loss)
+    else:
+        error = factor(sp.cancel((loss - c0) / c1))
+        ok = sp.cancel(test_average.subs(ERROR, error) - loss) == 0
+    if not ok or error.has(alpha_r) or any(value.has(alpha_r) for _, value in definitions):
         raise AssertionError("the loss is not the meta-test average at a meta-training error free of alpha_r")
     d.add(ERROR_FORM, None, test_average, lhs=_LOSS,
           note=(r"the exact meta-test average, affine in the meta-training error; here "
                 r"$\lVert\omega^\star - w_0\rVert^2$ stands for its mean $E$"))
     d.add(ERROR_FORM, sp.Mul(_LOSS - c0, 1 / c1, evaluate=False), error, lhs=ERROR,
-          note=r"solved from the derived loss; substituting back reproduces the loss exactly (checked)")
+          note=(r"solved from the derived loss; substituting back reproduces the loss exactly (checked"
+                + (r" at random rational values of every symbol, in exact arithmetic)" if staged else ")")))
     return test_average, error
+
+
+def _identity_at_random_points(expr, points: int = 3) -> bool:
+    """``expr`` vanishes at ``points`` random rational values of its symbols (exactly, or to 1e-40
+    relative where it is not rational there): a check of an identity too large to cancel."""
+    import random
+
+    rng = random.Random(20240601)  # deterministic
+    symbols = sorted(expr.free_symbols, key=sp.default_sort_key)
+    for _ in range(points):
+        values = {s: sp.Rational(rng.randint(1, 997), rng.randint(1, 97)) for s in symbols}
+        value = expr.xreplace(values)
+        if value.is_Rational:
+            if value != 0:
+                return False
+        elif abs(sp.N(value, 60)) > sp.Float("1e-40", 60):
+            return False
+    return True
 
 
 def _error_nonnegative(d: Derivation, error, signs: _Signs) -> tuple:
@@ -625,10 +691,13 @@ def _optimal_alpha_r(loss: Result) -> Optimum:
     star = sp.Symbol(r"\alpha_r^\star")
     d = _header(loss, x, "closed form")
     L = loss.expr
-    d.add(LOSS, None, _canonical_loss(L), lhs=_LOSS,
-          note=f"{loss.derivation.title} ({loss.order}); written as $c_0 + c_1 E$ in factored form")
+    staged = _is_staged(loss)
+    d.add(LOSS, None, L if staged else _canonical_loss(L), lhs=_LOSS,
+          note=(f"{loss.derivation.title} ({loss.order}); "
+                + ("stated with its named quantities (defined in its derivation)" if staged
+                   else "written as $c_0 + c_1 E$ in factored form")))
     signs = _Signs(d, loss.regime)
-    T, E = _error_form(d, L)
+    T, E = _error_form(d, L, staged, loss.definitions)
     coeffs = sp.collect(sp.expand(T), x, evaluate=False)
     if set(coeffs) - {1, x, x**2}:
         raise AssertionError("the loss is not a quadratic in alpha_r")
@@ -636,7 +705,20 @@ def _optimal_alpha_r(loss: Result) -> Optimum:
     quad = a2 * x**2 + a1 * x + a0
     d.add(CONVEX_QUADRATIC, T, quad, lhs=_LOSS,
           note=r"collected in $\alpha_r$: exactly a quadratic, whatever the meta-trained $\omega^\star$")
-    error_ok, scales, E_sum = _error_nonnegative(d, E, signs)
+    definitions = tuple(loss.definitions)
+    if staged:
+        # E in the result's named quantities: its sign is not certified symbolically; a point where
+        # the approximation gives E < 0 is refused by the numeric function (E is undefined there)
+        error_ok, scales = False, ()
+        E_sum = sp.Symbol("E")
+        value = sp.Piecewise((E, E >= 0), (sp.nan, True))
+        d.define(E_sum, value, NONNEGATIVE_ERROR,
+                 note=(r"the meta-training error in the result's named quantities; $E \ge 0$ holds for the exact "
+                       r"mean (a mean squared norm) and is checked numerically at each point for this "
+                       r"approximation (undefined where it fails)"))
+        definitions += ((E_sum, value),)
+    else:
+        error_ok, scales, E_sum = _error_nonnegative(d, E, signs)
     # a2 = positive combination of ERROR, nu^2, sigma^2 ; -a1 = positive multiple of (ERROR + nu^2)
     a2_parts = sp.collect(sp.expand(a2), [ERROR, nu**2, sigma**2], evaluate=False)
     a1_parts = sp.collect(sp.expand(-a1), [ERROR, nu**2, sigma**2], evaluate=False)
@@ -677,8 +759,13 @@ def _optimal_alpha_r(loss: Result) -> Optimum:
     return Optimum(expr=expr, derivation=d, regime=loss.regime, order=loss.order,
                    conditions=tuple(loss.conditions) + (positivity,), name="optimal alpha_r",
                    ignored=("alpha_r",), wrt="alpha_r", method="closed form", minimum=minimum, loss=loss,
-                   solver=CertifiedMinimiser(L, x, tuple(loss.conditions) + (positivity,), ignore=("alpha_r",),
-                                            name=f"optimal alpha_r ({loss.regime}, {loss.order})"))
+                   definitions=definitions,
+                   domain=(loss.domain + ("; " if loss.domain else "") + "and its meta-training error E >= 0"
+                           if staged else loss.domain),
+                   parameter_set=loss.parameter_set,
+                   solver=None if staged else CertifiedMinimiser(
+                       L, x, tuple(loss.conditions) + (positivity,), ignore=("alpha_r",),
+                       name=f"optimal alpha_r ({loss.regime}, {loss.order})"))
 
 
 def _optimal_alpha_t(loss: Result, method: str) -> Optimum:
@@ -705,15 +792,19 @@ def _optimal_alpha_t(loss: Result, method: str) -> Optimum:
                 + names([s for s in PARAMETERS if q.has(s) and s != x])
                 + (f": the optimum does not depend on {names(absent)}" if absent else "")))
     sg = signs.sign(rest)
-    if sg is None:
-        raise AssertionError(f"could not certify the sign of the factors {rest}")
-    s, vanishing = sg
     qsym = sp.Function("q")(x)
-    d.add(SIGN_OF_FACTORS, None, s * sp.sign(qsym), lhs=sp.Symbol(r"\operatorname{sign}\partial_{\alpha_t}" + _LOSS_LATEX),
-          note=(r"$q(\alpha_t)$ is the factor carrying the roots (next step); the other factors are positive"
-                + (", except " + ", ".join(f"${_tex(v)}$" for v in vanishing)
-                   + r" $\ge 0$, which vanishes only at the edge of the parameter space (then the loss does "
-                     r"not depend on $\alpha_t$ and every $\alpha_t$ is optimal)" if vanishing else "")))
+    if sg is None:  # no symbolic sign for every parameter set: certified per parameter set instead
+        s, vanishing = None, []
+        d.add(SIGN_OF_FACTORS, None, rest * qsym, lhs=sp.Derivative(_LOSS, x),
+              note=(r"the sign of the factors free of roots is not certified for every parameter set: no closed "
+                    r"form is claimed; the minimisation below is certified per parameter set"))
+    else:
+        s, vanishing = sg
+        d.add(SIGN_OF_FACTORS, None, s * sp.sign(qsym), lhs=sp.Symbol(r"\operatorname{sign}\partial_{\alpha_t}" + _LOSS_LATEX),
+              note=(r"$q(\alpha_t)$ is the factor carrying the roots (next step); the other factors are positive"
+                    + (", except " + ", ".join(f"${_tex(v)}$" for v in vanishing)
+                       + r" $\ge 0$, which vanishes only at the edge of the parameter space (then the loss does "
+                         r"not depend on $\alpha_t$ and every $\alpha_t$ is optimal)" if vanishing else "")))
     d.add(STATIONARITY, None, sp.collect(q, x, sp.factor), lhs=qsym,
           note=r"collected in $\alpha_t$: the stationary points of the loss are the real roots of $q$")
     poly = sp.Poly(q, x)
@@ -730,14 +821,14 @@ def _optimal_alpha_t(loss: Result, method: str) -> Optimum:
               note=(r"positive" + (" unless " + ", ".join(f"${_tex(v)} = 0$" for v in zsign[1]) if zsign[1] else "")
                     + r": a small negative $\alpha_t$ beats $\alpha_t = 0$, so $\alpha_t = 0$ is never optimal"))
     closed = None
-    if method != "certified numeric" and deg == 2 and equal_limits:
+    if method != "certified numeric" and s is not None and deg == 2 and equal_limits:
         closed = _quadratic_case(d, signs, L, poly, s, rest, q_factors)
     if closed is not None:
         expr, minimum = closed
         d.result = expr
         return Optimum(expr=expr, derivation=d, regime=loss.regime, order=loss.order,
                        conditions=tuple(loss.conditions), name="optimal alpha_t", ignored=("alpha_t",),
-                       wrt="alpha_t", method="closed form", minimum=minimum, loss=loss,
+                       wrt="alpha_t", method="closed form", minimum=minimum, loss=loss, flat_when=tuple(vanishing),
                        solver=CertifiedMinimiser(L, x, tuple(loss.conditions), ignore=("alpha_t",),
                                             name=f"optimal alpha_t ({loss.regime}, {loss.order})"))
     d.statement = d.statement.replace("(closed form)", "(certified numeric, per parameter set)")
@@ -749,9 +840,85 @@ def _optimal_alpha_t(loss: Result, method: str) -> Optimum:
     d.result = expr
     return Optimum(expr=expr, derivation=d, regime=loss.regime, order=loss.order,
                    conditions=tuple(loss.conditions), name="optimal alpha_t", ignored=("alpha_t",),
-                   wrt="alpha_t", method="certified numeric", minimum=None, loss=loss,
+                   wrt="alpha_t", method="certified numeric", minimum=None, loss=loss, flat_when=tuple(vanishing),
                    solver=CertifiedMinimiser(L, x, tuple(loss.conditions), ignore=("alpha_t",),
                                             name=f"optimal alpha_t ({loss.regime}, {loss.order})"))
+
+
+def _is_staged(loss: Result) -> bool:
+    """The loss is stated with named quantities, or is not a rational function of the rates (e.g. a
+    spectral integral): no symbolic calculus on it, its numeric function is staged."""
+    return bool(loss.definitions) or not loss.expr.is_rational_function(alpha_t, alpha_r)
+
+
+def _only_at_zero(loss: Result) -> bool:
+    """The result holds only at alpha_t = 0 (an exact order): one of its conditions is alpha_t = 0."""
+    return any(isinstance(c, sp.Eq) and c.has(alpha_t) and not c.has(*[s for s in PARAMETERS if s != alpha_t])
+               for c in loss.conditions)
+
+
+def _bracketed_alpha_t(loss: Result) -> Optimum:
+    """alpha_t* by a bracketed numeric minimisation of the staged loss, per parameter set."""
+    x = alpha_t
+    d = _header(loss, x, "bracketed numeric, per parameter set")
+    d.add(LOSS, None, loss.expr, lhs=_LOSS,
+          note=(f"{loss.derivation.title} ({loss.order})"
+                + ("; stated with its named quantities, evaluated in stages" if loss.definitions else "")))
+    solver = BracketedMinimiser(loss, x)
+    expr = ArgMin(loss.expr, x)
+    d.add(BRACKETED_NUMERIC, None, expr, lhs=sp.Symbol(r"\alpha_t^\star"),
+          note=(r"the loss is not a rational function of $\alpha_t$ in the parameters alone (named quantities"
+                r" or an integral): no closed form and no root isolation; per parameter set, the lowest of "
+                rf"{solver.points} grid points on $[-B, B]$, $B = 8 n_t/(n_t + p + 1)$ widened by 4 while that point "
+                rf"is at an end, refined to a bracket narrower than ${solver.xtol:g}\max(1, |\alpha_t^\star|)$ "
+                r"(or to float precision), with $f(\mathrm{lo}) > f(\alpha_t^\star) < f(\mathrm{hi})$ checked"))
+    d.result = expr
+    return Optimum(expr=expr, derivation=d, regime=loss.regime, order=loss.order,
+                   conditions=tuple(loss.conditions), name="optimal alpha_t", ignored=("alpha_t",),
+                   wrt="alpha_t", method="bracketed numeric", minimum=None, loss=loss,
+                   definitions=tuple(loss.definitions), domain=loss.domain, parameter_set=loss.parameter_set,
+                   solver=solver)
+
+
+class BracketedMinimiser:
+    """The minimum of a loss over one rate per parameter set, by :func:`symmaml.minimise.bracketed_minimum`
+    on the loss's staged NumPy function (NaN outside its domain)."""
+
+    def __init__(self, loss: Result, x, xtol: float = 1e-9, points: int = 401):
+        self.loss, self.x, self.xtol, self.points = loss, x, xtol, points
+
+    @staticmethod
+    def scale(params: dict) -> float:
+        """Where the loss varies in alpha_t: the inner step I - (alpha_t/n_t) X_t^T X_t is closest to 0 in
+        mean square at alpha_t = n_t/(n_t + p + 1); the search starts at 8 times that."""
+        n_t_, p_ = float(params["n_t"]), float(params["p"])
+        return 8 * n_t_ / (n_t_ + p_ + 1)
+
+    def minimise(self, params: dict) -> Bracketed:
+        """Validate one parameter set (the rate itself is ignored) and minimise there."""
+        f = self.loss.numeric()
+        name = self.x.name
+        base = {k: v for k, v in params.items() if k != name}
+        base.setdefault("dist0", 0.0)
+        f.masked(**base, **{name: 0.0})  # validates the other parameters (a ValueError names the culprit)
+        return bracketed_minimum(lambda xs: f.masked(**base, **{name: xs}), self.scale(base),
+                                 xtol=self.xtol, points=self.points, name=name)
+
+    def vectorised(self, params: dict, convert):
+        params = dict(params)
+        params.pop(self.x.name, None)
+        arrays = {n: np.asarray(v) for n, v in params.items()}
+        shape = np.broadcast_shapes(*(a.shape for a in arrays.values()))
+        out = np.empty(shape, dtype=float)
+        for idx in np.ndindex(shape):
+            point = {n: np.broadcast_to(a, shape)[idx].item() for n, a in arrays.items()}
+            res = self.minimise(point)
+            if res.flat:
+                raise ValueError(f"the loss does not depend on {self.x.name} at "
+                                 + ", ".join(f"{n}={v}" for n, v in point.items())
+                                 + f" (to float precision): every {self.x.name} is a minimiser")
+            out[idx] = convert(res)
+        return out if out.ndim else float(out)
 
 
 def _limits_at_infinity(L, x):
@@ -850,8 +1017,10 @@ def optimal(result: Result, wrt, *, method: str = "auto") -> Optimum:
     """The learning rate ``wrt`` ('alpha_t' or 'alpha_r') minimising ``result.expr``, derived step by step.
 
     ``method``: 'auto' (a closed form when the engine can derive and certify one, else certified
-    numeric), 'closed form' (raise if none), or 'certified numeric' (force the numeric path, e.g. to
-    check a closed form).
+    numeric for a loss rational in the rate, else bracketed numeric), 'closed form' (raise if none),
+    'certified numeric' (force the numeric path, e.g. to check a closed form) or 'bracketed numeric'
+    (alpha_t only).  A result that holds only at alpha_t = 0 (order 'exact') has no optimal alpha_t:
+    ``ValueError`` says so.
     """
     name = _wrt_name(wrt)
     if method not in ("auto",) + METHODS:
@@ -861,7 +1030,21 @@ def optimal(result: Result, wrt, *, method: str = "auto") -> Optimum:
     if name == "alpha_r":
         opt = _optimal_alpha_r(result)
         if method == "certified numeric":
+            if opt.solver is None:
+                raise ValueError(f"no certified numeric minimisation for the {result.order} result (stated with "
+                                 "named quantities); its optimal alpha_r is a closed form in them: use method='auto'")
             opt = _as_numeric(opt)
+        elif method == "bracketed numeric":
+            raise ValueError("alpha_r is always a closed form (the loss is a convex quadratic in it): use method='auto'")
+    elif _only_at_zero(result):
+        raise ValueError(f"the {result.order} result holds only at alpha_t = 0 (no inner step during meta-training), "
+                         "so there is no alpha_t to optimise; use order 'corrected' (finite-size corrected, any "
+                         "alpha_t) or 'leading'")
+    elif method == "bracketed numeric" or (_is_staged(result) and method in ("auto", "bracketed numeric")):
+        opt = _bracketed_alpha_t(result)
+    elif _is_staged(result):
+        raise ValueError(f"no {method} for the optimal alpha_t of the {result.order} result (stated with named "
+                         "quantities, or not rational in alpha_t): use method='auto' (bracketed numeric)")
     else:
         opt = _optimal_alpha_t(result, method)
     if method == "closed form" and opt.method != "closed form":
@@ -876,10 +1059,14 @@ def _as_numeric(opt: Optimum) -> Optimum:
 
 
 @lru_cache(maxsize=None)
+@cache.persistent
 def _cached(regime: str, wrt: str, order: str, method: str) -> Optimum:
     from .loss import average_test_loss
 
-    return optimal(average_test_loss(regime, order), wrt, method=method)
+    opt = optimal(average_test_loss(regime, order), wrt, method=method)
+    if isinstance(opt.solver, CertifiedMinimiser) and opt.method == "certified numeric":
+        opt.solver._coefficient_tables()  # built once, kept with the optimum in the cache
+    return opt
 
 
 @lru_cache(maxsize=None)
@@ -889,14 +1076,27 @@ def _numeric(regime: str, wrt: str, order: str, method: str, which: str):
     return opt.numeric() if which == "argmin" else opt.loss.numeric()
 
 
+def _is_flat(opt: Optimum, params: dict) -> bool:
+    """The loss does not depend on the rate at ``params``: a factor of its derivative vanishes."""
+    if not opt.flat_when:
+        return False
+    values = {s: _exact(s.name, params[s.name]) for s in PARAMETERS if s.name in params}
+    return any(sp.Rational(f.subs({s: sp.Rational(v.numerator, v.denominator) for s, v in values.items()})) == 0
+               for f in opt.flat_when)
+
+
 def optimize(regime: str, wrt: str, order: str = "leading", *, method: str = "auto", **params) -> dict:
     """Optimal ``wrt`` and the minimal average test loss at one parameter set (the CLI's function).
 
     ``params`` are the keyword parameters of the loss (``p, m, n_t, n_v, n_r, alpha_t, alpha_r,
     sigma, nu, dist0``; the optimised rate may be given and is ignored; dist0 defaults to 0).
-    Returns a JSON-serialisable dict: ``argmin``, ``min``, ``method`` ('closed form' or 'certified
-    numeric'), ``regime``, ``order``, ``wrt``, ``params`` (as used), ``certified`` and, for the numeric
-    method, ``bracket`` (an exact enclosure of the argmin) and ``critical_points``.
+    Returns a JSON-serialisable dict: ``argmin``, ``min``, ``method`` ('closed form', 'certified
+    numeric' or 'bracketed numeric'), ``regime``, ``order``, ``wrt``, ``params`` (as used),
+    ``certified``, ``degenerate`` and, by method: ``bracket`` (an exact enclosure of the argmin) and
+    ``critical_points`` (certified numeric); ``bracket``, ``xtol``, ``search``, ``grid_points``,
+    ``evaluations`` and ``interior`` (bracketed numeric: the minimum is interior to the bracket).
+    Where the loss does not depend on the rate at these parameters (``degenerate``), ``argmin`` is
+    None: every value is a minimiser.
     """
     from .loss import REGIMES
 
@@ -915,8 +1115,17 @@ def optimize(regime: str, wrt: str, order: str = "leading", *, method: str = "au
     if opt.method == "closed form":
         argmin = float(_numeric(regime, name, order, method, "argmin")(**params))
         minimum = float(_numeric(regime, name, order, method, "loss")(**params, **{name: argmin}))
-        out.update(argmin=argmin, min=minimum, certified=True)
-    else:
+        flat = _is_flat(opt, params)
+        out.update(argmin=None if flat else argmin, min=minimum, certified=not flat, degenerate=flat)
+    elif opt.method == "certified numeric":
         cert = opt.certify(**params)
         out.update(cert.as_dict())
+        if cert.degenerate:
+            out["argmin"] = None
+    else:
+        res = opt.solver.minimise(params)
+        out.update(res.as_dict(), certified=False, interior=not res.flat, degenerate=res.flat)
+        out.pop("flat")
+        if res.flat:
+            out["argmin"] = None
     return out

@@ -8,7 +8,47 @@ import sympy as sp
 from ..derivation import Derivation
 from ..symbols import LINEAR, ParameterSet
 
-__all__ = ["Result"]
+__all__ = ["Result", "substitute_definitions"]
+
+
+def substitute_definitions(expr, definitions) -> sp.Expr:
+    """``expr`` with the named quantities ``((symbol, value), ...)`` (dependency order) substituted.
+
+    One pass over the expression graph, memoised by subexpression: a quantity used many times is
+    expanded once, so the cost is linear in the size of the graph, not of the printed tree.
+    Sums, products, powers, relations and ``Piecewise`` are rebuilt unevaluated, as they stand:
+    evaluating them would query assumptions over the whole substituted tree (minutes for the
+    corrected results), and SymPy would fold a ``Piecewise`` that a substituted condition contains
+    and compare with its NaN branch (an error)."""
+    if not definitions:
+        return expr
+    full: dict = {}
+    memo: dict = {}
+
+    def rebuild(e, args):
+        if isinstance(e, (sp.Piecewise, sp.Tuple)):  # Tuple: Piecewise's (expr, cond) pairs
+            return sp.Basic.__new__(type(e), *args)
+        if isinstance(e, (sp.core.relational.Relational, sp.Add, sp.Mul, sp.Pow)):
+            return e.func(*args, evaluate=False)
+        return e.func(*args)
+
+    def sub(e):
+        out = memo.get(e)
+        if out is None:
+            if e in full:
+                out = full[e]
+            elif not e.args:
+                out = e
+            else:
+                args = tuple(sub(a) for a in e.args)
+                out = e if args == e.args else rebuild(e, args)
+            memo[e] = out
+        return out
+
+    for sym, value in definitions:
+        full[sym] = sub(value)
+        memo.clear()  # memoised results may predate this definition
+    return sub(expr)
 
 
 @dataclass(frozen=True)
@@ -61,16 +101,48 @@ class Result:
         key = (backend, tuple(sorted(options.items())))
         cache = self.__dict__.setdefault("_numeric_cache", {})  # building one costs up to a second
         if key not in cache:
+            # a result read from (or written to) the persistent cache has a key there: what is
+            # compiled from it is kept under the same key (symmaml.cache)
+            stored = self.__dict__.get("cache_key")
             cache[key] = numeric_function(self.expr, backend=backend, conditions=self.conditions,
                                           ignore=self.ignored, name=f"{self.name} ({self.regime}, {self.order})",
                                           definitions=self.definitions, domain=self.domain,
-                                          parameters=self.parameter_set, **options)
+                                          parameters=self.parameter_set,
+                                          cache_key=f"{stored} numeric" if stored else None, **options)
         return cache[key]
 
-    def _repr_latex_(self) -> str:
-        from ..export.latex import expr_latex
+    def __getstate__(self):
+        """Pickled without the compiled numeric functions (they are rebuilt, or read from the cache)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_numeric_cache", "_full_expr")}
 
-        return f"$\\displaystyle {expr_latex(self.expr)}$"
+    def full_expr(self) -> sp.Expr:
+        """``expr`` with every named intermediate quantity (:attr:`definitions`) substituted: one
+        SymPy expression in the parameters alone.  (It can be long: for evaluation the staged
+        ``numeric()`` is faster; for reading, :attr:`expr` with the definitions.)"""
+        cached = self.__dict__.get("_full_expr")
+        if cached is None:
+            cached = substitute_definitions(self.expr, self.definitions)
+            self.__dict__["_full_expr"] = cached
+        return cached
+
+    def _lhs_latex(self) -> str:
+        return r"\overline{\mathcal{L}}_{\mathrm{test}}"
+
+    def _repr_latex_(self) -> str:
+        """The statement in math: the expression, then each named quantity it uses."""
+        from ..export.notebook import statement_latex
+
+        return statement_latex(self._lhs_latex(), self.expr, self.definitions,
+                               long_note="; see r.definitions")
+
+    def _repr_markdown_(self) -> str:
+        """What the result is, where it holds, the expression and its named quantities."""
+        from ..export.notebook import result_markdown
+
+        return result_markdown(name=self.name, regime=self.regime, order=self.order,
+                               approximation=self.derivation.order, conditions=self.conditions, expr=self.expr,
+                               definitions=self.definitions, domain=self.domain, steps=len(self.derivation),
+                               lhs=self._lhs_latex())
 
     def __str__(self) -> str:
         return str(self.expr)
