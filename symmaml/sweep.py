@@ -6,7 +6,7 @@ first axis has length ``runs``), a sequence of points, a number of runs per poin
 point order, as soon as that point and every point before it are done, in bounded memory.
 
 Seeding, and why splitting never changes a result.  A point's runs are drawn in *chunks* of
-:data:`CHUNK_RUNS` runs (the last one shorter).  Chunk ``c`` of a point whose seed is ``s`` calls
+:data:`CHUNK_RUNS` runs (``chunk_runs``; the last one shorter).  Chunk ``c`` of a point whose seed is ``s`` calls
 ``fn(point, runs=..., seed=chunk_seed(s, c))``, where chunk 0 uses ``s`` itself (so a point of at most
 ``CHUNK_RUNS`` runs is exactly ``fn(point, runs=runs, seed=s)``) and chunk ``c >= 1`` a seed derived from
 ``(s, c)`` by ``numpy.random.SeedSequence``.  The per-run values of the chunks are concatenated in chunk
@@ -213,7 +213,7 @@ class _Cluster:
             self.client = distributed.Client(scheduler, timeout="30s")
         else:
             self.cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                    dashboard_address=None, silence_logs=logging.ERROR)
+                                                    dashboard_address=":0", silence_logs=logging.ERROR)
             self.client = distributed.Client(self.cluster)
         self.distributed = distributed
 
@@ -312,7 +312,8 @@ class _Journal:
         self._synced = time.monotonic()
 
     def append(self, i: int, point, result: dict) -> None:
-        self.file.write(_canonical(dict(i=i, point=_jsonable(point), result=_jsonable(result))) + "\n")
+        entry = dict(i=i, point=_jsonable(point), result=_jsonable(result))  # keys kept in their order
+        self.file.write(json.dumps(entry, separators=(",", ":")) + "\n")
         self.file.flush()
         if time.monotonic() - self._synced > 1.0:
             os.fsync(self.file.fileno())
@@ -337,7 +338,7 @@ def _check_int(name: str, v, minimum: int) -> int:
 def run(fn: Callable, points: Sequence, *, runs=1, seed: int = 0, seeds: Sequence[int] | None = None,
         reduce: Callable = mean_stderr, workers: int | None = None, scheduler: str | None = None,
         task_runs: int | None = None, progress: Callable | None = None, store=None,
-        key=None) -> Iterator[dict]:
+        key=None, chunk_runs: int = CHUNK_RUNS) -> Iterator[dict]:
     """Run ``fn`` over ``points``; yield ``reduce(per-run values)`` for each point, in point order.
 
     fn: a top-level function ``fn(point, *, runs, seed)`` returning an array with one row per run
@@ -348,6 +349,8 @@ def run(fn: Callable, points: Sequence, *, runs=1, seed: int = 0, seeds: Sequenc
     by default sized to the work and the workers); never changes a result.  progress: called as
     ``progress(points_done, runs_done)`` as points finish.  store: a journal path for resuming;
     key: anything JSON-able that, with the rest of the arguments, identifies the sweep in the journal.
+    chunk_runs: runs per chunk; part of the sweep's definition, like the seed (it sets which runs share
+    a seed), so changing it changes the draws; the default is the one ``symmaml simulate`` uses.
     """
     n = len(points)
     runs_list = None if isinstance(runs, (int, np.integer)) and not isinstance(runs, bool) else list(runs)
@@ -372,20 +375,21 @@ def run(fn: Callable, points: Sequence, *, runs=1, seed: int = 0, seeds: Sequenc
         scheduler = os.environ.get("SYMMAML_SCHEDULER") or None
     if task_runs is not None:
         task_runs = _check_int("task_runs", task_runs, 1)
+    chunk_runs = _check_int("chunk_runs", chunk_runs, 1)
     if (workers or 1) > 1 or scheduler:
         require_dask()
     return _run(fn, points, n, runs, runs_list, total_runs, seed, seeds, reduce, workers, scheduler,
-                task_runs, progress, store, key)
+                task_runs, progress, store, key, chunk_runs)
 
 
 def _run(fn, points, n, runs, runs_list, total_runs, seed, seeds, reduce, workers, scheduler, task_runs,
-         progress, store, key):
+         progress, store, key, chunk_runs):
     runs_of = (lambda i: runs) if runs_list is None else runs_list.__getitem__
     seed_of = (lambda i: seed) if seeds is None else seeds.__getitem__
 
     journal, start = None, 0
     if store is not None:
-        identity = dict(fn=_describe(fn), n=n, chunk_runs=CHUNK_RUNS,
+        identity = dict(fn=_describe(fn), n=n, chunk_runs=chunk_runs,
                         runs=runs if runs_list is None else hashlib.sha256(_canonical(runs_list).encode()).hexdigest(),
                         seed=seed if seeds is None else hashlib.sha256(_canonical(seeds).encode()).hexdigest(),
                         reduce=_describe(reduce), key=_jsonable(key), versions=_versions())
@@ -403,9 +407,9 @@ def _run(fn, points, n, runs, runs_list, total_runs, seed, seeds, reduce, worker
     def units():  # (point index, chunk index, point, runs, seed) in order
         for i in range(start, n):
             r, s, point = runs_of(i), seed_of(i), points[i]
-            chunks = -(-r // CHUNK_RUNS)
+            chunks = -(-r // chunk_runs)
             for c in range(chunks):
-                yield i, c, chunks, point, min(CHUNK_RUNS, r - c * CHUNK_RUNS), chunk_seed(s, c)
+                yield i, c, chunks, point, min(chunk_runs, r - c * chunk_runs), chunk_seed(s, c)
 
     remaining = total_runs - done_runs
     state = dict(point=start, runs=done_runs, parts=[])
@@ -429,9 +433,10 @@ def _run(fn, points, n, runs, runs_list, total_runs, seed, seeds, reduce, worker
     source = units()
     try:
         if scheduler or (workers or 1) > 1:
-            yield from _on_dask(fn, source, finish, remaining, workers, scheduler, task_runs, progress, state)
+            yield from _on_dask(fn, source, finish, remaining, workers, scheduler, task_runs, chunk_runs)
         else:
-            yield from _in_process(fn, source, finish, remaining, workers, task_runs, progress, state)
+            yield from _in_process(fn, source, finish, remaining, workers, task_runs, chunk_runs, progress,
+                                   state)
     finally:
         if journal is not None:
             journal.close()
@@ -443,7 +448,7 @@ def _versions() -> dict:
     return dict(symmaml=__version__, numpy=np.__version__)
 
 
-def _in_process(fn, source, finish, remaining, workers, task_runs, progress, state):
+def _in_process(fn, source, finish, remaining, workers, task_runs, chunk_runs, progress, state):
     """Chunks in order in this process; with ``workers=None`` hand the rest to Dask when it is long."""
     with_progress = progress is not None and _accepts_progress(fn)
     t0, computed = time.monotonic(), 0
@@ -464,7 +469,7 @@ def _in_process(fn, source, finish, remaining, workers, task_runs, progress, sta
             elapsed = time.monotonic() - t0
             if elapsed * (remaining - computed) / computed > AUTO_SECONDS and dask_available():
                 yield from _on_dask(fn, source, finish, remaining - computed, cpu_count(), None, task_runs,
-                                    progress, state)
+                                    chunk_runs)
                 return
 
 
@@ -481,13 +486,13 @@ def _tasks(source, task_runs: int, max_units: int = 4096):
         yield task
 
 
-def _on_dask(fn, source, finish, remaining, workers, scheduler, task_runs, progress, state):
+def _on_dask(fn, source, finish, remaining, workers, scheduler, task_runs, chunk_runs):
     """The chunks of ``source`` as Dask tasks; results handed to ``finish`` in order."""
     cluster = _Cluster(workers, scheduler)
     try:
         threads = cluster.threads
         if task_runs is None:  # about 8 tasks per worker, at most one chunk each
-            task_runs = max(1024, min(CHUNK_RUNS, -(-remaining // (8 * threads))))
+            task_runs = max(1024, min(chunk_runs, -(-remaining // (8 * threads))))
         tasks = _tasks(source, task_runs)
         ahead = 4 * threads  # tasks in flight, and the most finished ones held out of order
         token = uuid.uuid4().hex[:12]
