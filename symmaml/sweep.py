@@ -451,23 +451,25 @@ def _versions() -> dict:
 def _in_process(fn, source, finish, remaining, workers, task_runs, chunk_runs, progress, state):
     """Chunks in order in this process; with ``workers=None`` hand the rest to Dask when it is long."""
     with_progress = progress is not None and _accepts_progress(fn)
-    t0, computed = time.monotonic(), 0
+    busy, computed = 0.0, 0  # seconds spent in fn (not in the caller between results), runs
     auto = workers is None and cpu_count() > 1
     for unit in source:
         _, _, _, point, r, s = unit
+        t0 = time.monotonic()
         if with_progress:
             base = state["runs"]
             values = fn(point, runs=r, seed=s,
                         progress=lambda k, base=base: progress(state["point"], base + k))
         else:
             values = fn(point, runs=r, seed=s)
+        busy += time.monotonic() - t0
+        computed += r
         result = finish(unit, np.asarray(values))
         if result is not None:
             yield result
-        computed += r
-        if auto and computed < remaining:
-            elapsed = time.monotonic() - t0
-            if elapsed * (remaining - computed) / computed > AUTO_SECONDS and dask_available():
+        if auto and computed < remaining and busy * (remaining - computed) / computed > AUTO_SECONDS:
+            auto = dask_available()  # asked once
+            if auto:
                 yield from _on_dask(fn, source, finish, remaining - computed, cpu_count(), None, task_runs,
                                     chunk_runs)
                 return

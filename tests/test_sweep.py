@@ -120,6 +120,23 @@ def test_same_bytes_in_process_on_a_cluster_and_with_any_task_size(cluster):
     assert as_bytes(sweep.run(FN, GRID, runs=RUNS, seed=12, workers=1, chunk_runs=CHUNK)) != expected
 
 
+def test_by_default_a_long_sweep_moves_to_a_cluster_midway_with_the_same_bytes(cluster, monkeypatch):
+    """workers=None starts in process and hands the rest to Dask once it looks long (here: at once)."""
+    c, _ = cluster
+    started, real = [], sweep._Cluster
+
+    def existing(workers, scheduler):  # the module's cluster stands in for the one symmaml would start
+        started.append(workers)
+        return real(None, c.scheduler_address)
+
+    monkeypatch.setattr(sweep, "_Cluster", existing)
+    monkeypatch.setattr(sweep, "AUTO_SECONDS", 0.0)
+    monkeypatch.setattr(sweep, "cpu_count", lambda: 2)
+    monkeypatch.delenv("SYMMAML_SCHEDULER", raising=False)
+    assert as_bytes(sweep.run(FN, GRID, runs=RUNS, seed=11, chunk_runs=CHUNK)) == reference()
+    assert started == [2]
+
+
 def test_a_worker_killed_mid_sweep_loses_and_duplicates_nothing(cluster):
     """SIGKILL one worker process while it holds tasks: Dask recomputes them elsewhere; same bytes."""
     c, client = cluster
