@@ -207,11 +207,18 @@ class Progress:
         self.points_done, self.done = points, done
         self._draw()
 
+    def clear(self) -> None:
+        """Erase the bar (before other output on the same terminal; the next update redraws it)."""
+        if self.enabled and self._shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+            self._shown = 0.0
+
     def _draw(self) -> None:
         if not self.enabled:
             return
         now = time.monotonic()
-        if now - self._shown < 0.1 and self.done < self.total:
+        if self._shown and now - self._shown < 0.1 and self.done < self.total:
             return
         self._shown = now
         frac = min(self.done / self.total, 1.0)

@@ -73,6 +73,19 @@ class _AtomicText:
             os.unlink(self.tmp)
 
 
+class _BelowBar:
+    """stdout when it shares the terminal with the progress bar: each row erases the bar, which follows it."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+
+    def write(self, text: str) -> None:
+        self.progress.clear()
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        self.progress.update(0)
+
+
 def run(args) -> int:
     from .. import sweep
     from ..sim import regime
@@ -100,6 +113,8 @@ def run(args) -> int:
     results = sweep.run(fn, grid, runs=args.runs, seed=args.seed, progress=progress.set, store=journal,
                         key=dict(command="simulate", seed=args.seed), **opts)
     out = sys.stdout if target is None else _AtomicText(target)
+    if out is sys.stdout and progress.enabled and sys.stdout.isatty():
+        out = _BelowBar(progress)
     try:
         _write(out, args, grid, results, regime)
         if target is not None:
@@ -147,7 +162,7 @@ def _write(out, args, grid, results, regime) -> None:
 
 def _flush(out) -> None:
     if out is sys.stdout:
-        out.flush()
+        out.flush()  # a row is visible (to a pipe too) as soon as it is finished
 
 
 def register(sub, regimes, orders) -> None:
