@@ -101,6 +101,7 @@ class Grid(Sequence):
                 raise SweepError(f"no values for {n}")
         self.sizes = [len(self.values[n]) for n in self.names]
         self._len = math.prod(self.sizes)
+        self._arrays = {}
 
     @property
     def swept(self) -> list:
@@ -134,8 +135,14 @@ class Grid(Sequence):
     def columns(self, start: int, stop: int) -> dict:
         """Points ``start..stop-1`` as columns: an array per swept name, the value itself for the others."""
         digits = self.indices(start, stop)
-        return {n: (np.asarray(self.values[n])[digits[n]] if k > 1 else self.values[n][0])
+        return {n: (self.array(n)[digits[n]] if k > 1 else self.values[n][0])
                 for n, k in zip(self.names, self.sizes)}
+
+    def array(self, name: str) -> np.ndarray:
+        """The values of ``name`` as an array (made once)."""
+        if name not in self._arrays:
+            self._arrays[name] = np.asarray(self.values[name])
+        return self._arrays[name]
 
 
 # ----------------------------------------------------------------------------- point functions

@@ -83,16 +83,25 @@ def _stream(out, grid, chunks, as_json: bool, meta: dict, with_str: bool) -> Non
 
     names = list(PARAM_NAMES)
     if as_json:
-        texts = {n: [f'   {json.dumps(n)}: {json.dumps(v)},\n' for v in grid.values[n]] for n in names}
+        def text(n, v):
+            return f'   {json.dumps(n)}: {json.dumps(v)},\n'
     else:
-        texts = {n: [fmt(n, v) + "," for v in grid.values[n]] for n in names}
+        def text(n, v):
+            return fmt(n, v) + ","
+    # each value's text, made once for the names with few values (long ones: per chunk, as needed)
+    texts = {n: np.array([text(n, v) for v in grid.values[n]], dtype=object)
+             for n in names if len(grid.values[n]) <= CHUNK}
     first = True
     for start, stop, values, strs in chunks:
         digits = grid.indices(start, stop)
         row = ""  # the parameter part of every row, built column by column (object arrays: one C loop)
         for n in names:
-            t = texts[n]
-            row = row + (np.array(t, dtype=object)[digits[n]] if len(t) > 1 else t[0])
+            if n not in texts:
+                used = grid.values[n]
+                row = row + np.array([text(n, used[d]) for d in digits[n].tolist()], dtype=object)
+            else:
+                t = texts[n]
+                row = row + (t[digits[n]] if len(t) > 1 else t[0])
         if isinstance(row, str):  # nothing swept in this chunk's columns (cannot happen for a sweep)
             row = np.full(stop - start, row, dtype=object)
         if as_json:
