@@ -95,7 +95,7 @@ class Grid(Sequence):
 
     def __init__(self, values: dict):
         self.names = list(values)
-        self.values = {n: list(v) for n, v in values.items()}
+        self.values = {n: (v if isinstance(v, (list, tuple, np.ndarray)) else list(v)) for n, v in values.items()}
         for n, v in self.values.items():
             if not v:
                 raise SweepError(f"no values for {n}")
@@ -121,7 +121,8 @@ class Grid(Sequence):
         point = {}
         for n, k in zip(reversed(self.names), reversed(self.sizes)):
             i, d = divmod(i, k)
-            point[n] = self.values[n][d]
+            v = self.values[n][d]
+            point[n] = v.item() if isinstance(v, np.generic) else v
         return {n: point[n] for n in self.names}
 
     def indices(self, start: int, stop: int) -> dict:
