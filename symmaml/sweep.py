@@ -412,7 +412,7 @@ def _run(fn, points, n, runs, runs_list, total_runs, seed, seeds, reduce, worker
     else:
         done_runs = 0
 
-    def units():  # (point index, chunk index, point, runs, seed) in order
+    def units():  # (point index, chunk index, chunks of the point, point, runs, seed), in order
         for i in range(start, n):
             r, s, point = runs_of(i), seed_of(i), points[i]
             chunks = -(-r // chunk_runs)
