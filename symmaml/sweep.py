@@ -217,12 +217,13 @@ class _Cluster:
         import logging
 
         self.cluster = None
+        # our own client, never the process's default one (a caller may have another on another loop)
         if scheduler:
-            self.client = distributed.Client(scheduler, timeout="30s")
+            self.client = distributed.Client(scheduler, timeout="30s", set_as_default=False)
         else:
             self.cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                                     dashboard_address=":0", silence_logs=logging.ERROR)
-            self.client = distributed.Client(self.cluster)
+            self.client = distributed.Client(self.cluster, set_as_default=False)
         self.distributed = distributed
 
     @property
@@ -425,7 +426,9 @@ def _run(fn, points, n, runs, runs_list, total_runs, seed, seeds, reduce, worker
     def finish(unit, values):
         """Collect one chunk's values; a point complete -> its result (else None)."""
         i, c, chunks, point, r, _ = unit
-        state["parts"].append(values)
+        # values from a worker may sit unaligned in its message, and NumPy sums unaligned data in
+        # another order (the last bit of a mean changes): reduce an aligned copy, as in process
+        state["parts"].append(np.require(values, requirements=("A", "C")))
         state["runs"] += r
         if c + 1 < chunks:
             return None
@@ -507,7 +510,7 @@ def _on_dask(fn, source, finish, remaining, workers, scheduler, task_runs, chunk
         ahead = 4 * threads  # tasks in flight, and the most finished ones held out of order
         token = uuid.uuid4().hex[:12]
         client, distributed = cluster.client, cluster.distributed
-        pending, done, index, futures = {}, {}, {}, distributed.as_completed()
+        pending, done, index, futures = {}, {}, {}, distributed.as_completed(loop=client.loop)
         next_submit, next_emit = 0, 0
         exhausted = False
 
