@@ -62,6 +62,8 @@ __all__ = ["run", "Grid", "CHUNK_RUNS", "AUTO_SECONDS", "chunk_seed", "mean_stde
 CHUNK_RUNS = 32_768
 #: ``workers=None`` moves to a local cluster when the rest of the sweep is estimated above this (s)
 AUTO_SECONDS = 10.0
+#: seconds to wait for a Dask scheduler given by address
+CONNECT_TIMEOUT = 30
 #: domain tag of the chunk seeds (``SeedSequence(seed, spawn_key=(TAG, chunk))``)
 _TAG = 0x5EE9
 _DASK_MESSAGE = "this needs Dask; install it with pip install 'symmaml[dask]'"
@@ -219,7 +221,12 @@ class _Cluster:
         self.cluster = None
         # our own client, never the process's default one (a caller may have another on another loop)
         if scheduler:
-            self.client = distributed.Client(scheduler, timeout="30s", set_as_default=False)
+            try:
+                _reachable(scheduler)  # a Client that fails to connect lingers, and complains at exit
+                self.client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+            except (OSError, ValueError) as e:  # refused, timed out, or not an address
+                raise SweepError(f"cannot reach the Dask scheduler at {scheduler!r}: "
+                                 f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
         else:
             self.cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                                     dashboard_address=":0", silence_logs=logging.ERROR)
@@ -236,6 +243,19 @@ class _Cluster:
         finally:
             if self.cluster is not None:
                 self.cluster.close()
+
+
+def _reachable(address: str) -> None:
+    """Raise ValueError for a malformed scheduler address, OSError if its TCP port does not answer."""
+    import socket
+
+    from distributed.comm import parse_address
+    from distributed.comm.addressing import parse_host_port
+
+    protocol, location = parse_address(address)
+    if protocol in ("tcp", "tls"):
+        host, port = parse_host_port(location)
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT).close()
 
 
 def _run_task(fn, units) -> list:

@@ -171,6 +171,16 @@ def test_cli_simulate_same_bytes_in_process_and_on_a_cluster(cluster, capsys):
         assert capsys.readouterr().out == local
 
 
+def test_an_unreachable_scheduler_is_one_line(capsys):
+    pytest.importorskip("distributed")
+    argv = ["simulate", *FIG2, "--alpha-t", "0.2", "--alpha-r", "0.1", "--runs", "10"]
+    for address, reason in (("tcp://127.0.0.1:1", "Connection refused"), ("nonsense", "missing port")):
+        assert main(argv + ["--scheduler", address]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"symmaml: error: cannot reach the Dask scheduler at '{address}'") and reason in err
+        assert err.count("\n") == 1
+
+
 # ----------------------------------------------------------------------------- without Dask
 
 def test_without_dask_one_worker_works_and_anything_else_names_the_extra(monkeypatch, capsys):
