@@ -20,7 +20,7 @@ __all__ = ["register", "run"]
 
 def _run_scripts(scripts, out: Path, cwd: Path, env: dict, jobs: int) -> list:
     """Run ``scripts`` (at most ``jobs`` at once); print each one's output in order; the names that failed."""
-    failed, running, results = [], {}, {}
+    failed, running, results, total_cpu = [], {}, {}, 0.0
     queue = list(scripts)
     t0 = time.monotonic()
 
@@ -37,18 +37,20 @@ def _run_scripts(scripts, out: Path, cwd: Path, env: dict, jobs: int) -> list:
                 start(queue.pop(0))
             time.sleep(0.05)
             for script, (proc, log, t) in list(running.items()):
-                if proc.poll() is not None:
+                cpu = _finished(proc)
+                if cpu is not None:
                     del running[script]
                     log.seek(0)
-                    results[script] = (proc.returncode, log.read(), time.monotonic() - t)
+                    results[script] = (proc.returncode, log.read(), time.monotonic() - t, cpu)
                     log.close()
             while shown < len(scripts) and scripts[shown] in results:  # in order, each as soon as it can be
                 script = scripts[shown]
-                rc, text, seconds = results.pop(script)
+                rc, text, seconds, cpu = results.pop(script)
+                total_cpu += cpu
                 print(f"== {script.name}", flush=True)
                 sys.stdout.write(text.decode("utf-8", "replace"))
                 status = "ok" if rc == 0 else f"FAILED (exit {rc})"
-                print(f"== {script.name}: {status} in {seconds:.1f} s", flush=True)
+                print(f"== {script.name}: {status} in {seconds:.1f} s (CPU {cpu:.1f} s)", flush=True)
                 if rc != 0:
                     failed.append(script.name)
                 shown += 1
@@ -57,8 +59,20 @@ def _run_scripts(scripts, out: Path, cwd: Path, env: dict, jobs: int) -> list:
             proc.terminate()
             proc.wait()
             log.close()
-    print(f"== {len(scripts)} scripts in {time.monotonic() - t0:.1f} s ({jobs} at a time)", flush=True)
+    print(f"== {len(scripts)} scripts in {time.monotonic() - t0:.1f} s, CPU {total_cpu:.1f} s ({jobs} at a time)",
+          flush=True)
     return failed
+
+
+def _finished(proc) -> float | None:
+    """None while ``proc`` runs; then its CPU seconds (with its descendants'), and its return code set."""
+    if not hasattr(os, "wait4"):
+        return None if proc.poll() is None else 0.0
+    pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+    if pid == 0:
+        return None
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run(args) -> int:
