@@ -16,20 +16,22 @@ simulation; the figure plots the errors against m n_v / p and alpha_t with 2 s.e
 Simulations: symmaml.sim.simulate with meta_test='analytic' (exact conditional average of
 the meta-test phase), 20,000 runs per Figure-2 / overparameterised-away point and 3,000 per
 Figure-3 / underparameterised-away point, seeded 7000 + (index of the point in the fixed
-order below), so the outputs are byte-identical from run to run.
+order below), so the outputs are byte-identical from run to run.  They run as one sweep
+(symmaml.sweep; --workers / --scheduler say where, never what they give).
 Writes accuracy_table.{csv,md} and accuracy_figure.png; prints the per-panel summary.
 """
 import argparse
 import csv
+import functools
 import math
 from pathlib import Path
 
 import numpy as np
 
+from symmaml import sweep
 from symmaml.maml import average_test_loss
 from symmaml.maml.loss import ORDERS
 from symmaml.maml.paper import SCANS
-from symmaml.sim import simulate
 
 OUT = Path(__file__).resolve().parent / "out"
 POINTS = 13                                   # as derivations/figures.py
@@ -108,16 +110,22 @@ def md_float(fmt):
 
 # ----------------------------------------------------------------------------- computation
 
-def evaluate(workers: int = 1) -> tuple:
+def simulations(pts, workers=None, scheduler=None):
+    """The simulation of every point (mean, stderr, runs), in order: one sweep, point i seeded SEED0 + i."""
+    fn = functools.partial(sweep.simulate_chunk, meta_test="analytic")
+    return sweep.run(fn, [{**fixed, **rates} for _, fixed, rates, _ in pts], runs=[r for *_, r in pts],
+                     seeds=[SEED0 + i for i in range(len(pts))], workers=workers, scheduler=scheduler)
+
+
+def evaluate(workers: int | None = None, scheduler: str | None = None) -> tuple:
     pts = grid()
     regimes = sorted({regime_of({**fixed, **rates}) for _, fixed, rates, _ in pts})
     orders = orders_for(regimes)
     numeric = {(o, r): average_test_loss(r, o).numeric() for o in orders for r in regimes if r in ORDERS[o]}
     rows, notes = [], []
-    for i, (name, fixed, rates, runs) in enumerate(pts):
+    for (name, fixed, rates, runs), s in zip(pts, simulations(pts, workers, scheduler)):
         prm = {**fixed, **rates}
         regime = regime_of(prm)
-        s = simulate(**prm, runs=runs, seed=SEED0 + i, meta_test="analytic", workers=workers)
         sim, se = float(s["mean"]), float(s["stderr"])
         row = dict(panel=name, regime=regime, ratio=prm["m"] * prm["n_v"] / prm["p"], alpha_t=prm["alpha_t"],
                    alpha_r=prm["alpha_r"], dist0=float(prm["dist0"]), runs=runs, sim=sim, rel_se=se / sim)
@@ -255,9 +263,9 @@ def write_figure(path, rows, orders) -> None:
     plt.close(fig)
 
 
-def main(out: Path = OUT, workers: int = 1) -> None:
+def main(out: Path = OUT, workers: int | None = None, scheduler: str | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    rows, orders, notes = evaluate(workers)
+    rows, orders, notes = evaluate(workers, scheduler)
     keys = ["panel", "regime", "ratio", "alpha_t", "alpha_r", "dist0", "runs", "sim", "rel_se"]
     for o in orders:
         keys += [o, f"err_{o}"]
@@ -275,7 +283,9 @@ def main(out: Path = OUT, workers: int = 1) -> None:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=OUT)
-    ap.add_argument("--workers", type=int, default=1,
-                    help="threads per simulation (default 1; the results do not depend on it)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="1: in this process; N: a local Dask cluster of N processes (default: as symmaml.sweep "
+                         "decides; the results do not depend on it)")
+    ap.add_argument("--scheduler", default=None, help="address of an existing Dask cluster")
     args = ap.parse_args()
-    main(args.out, args.workers)
+    main(args.out, args.workers, args.scheduler)

@@ -389,6 +389,7 @@ def simulate(
     meta_test="reduced",
     batch=None,
     workers=1,
+    progress=None,
 ) -> dict:
     """Monte Carlo average test loss of one-step MAML.
 
@@ -404,6 +405,8 @@ def simulate(
     ~32 MB of work arrays. workers: threads processing batches concurrently (NumPy's RNG
     and linear algebra release the GIL; memory scales with workers). Neither batch nor
     workers changes the results (see module docstring).
+    progress: None, or a callable called with the number of runs finished so far, after each
+    batch of blocks (it never changes the results).
     """
     prm = make_params(p, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, dist0)
     runs = check_positive_int("runs", runs)
@@ -434,6 +437,8 @@ def simulate(
         ws = job.workspace()
         for blocks in batches:
             job.run(blocks, ws)
+            if progress is not None:
+                progress(min(runs, (blocks[-1] + 1) * BLOCK))
     else:
         import threading
         from concurrent.futures import ThreadPoolExecutor
@@ -446,8 +451,9 @@ def simulate(
             job.run(blocks, local.ws)
 
         with ThreadPoolExecutor(max_workers=min(workers, len(batches))) as pool:
-            for _ in pool.map(run, batches):
-                pass
+            for blocks, _ in zip(batches, pool.map(run, batches)):
+                if progress is not None:
+                    progress(min(runs, (blocks[-1] + 1) * BLOCK))
 
     mean = float(per_run.mean())
     if not math.isfinite(mean):

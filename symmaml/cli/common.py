@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import math
+import os
 import re
 import sys
 import time
@@ -14,7 +16,8 @@ from ..symbols import PARAMETERS, SIZES
 
 __all__ = ["UsageError", "Parser", "PARAM_NAMES", "SIZE_NAMES", "REPO", "parse_values", "fmt", "grid",
            "json_number", "write_output", "write_outputs", "check_output", "prepare_output_dir", "add_parameters",
-           "Progress", "attach_negative_values"]
+           "Progress", "attach_negative_values", "add_sweep_options", "sweep_options", "lazy_grid", "json_head",
+           "json_row"]
 
 PARAM_NAMES = tuple(s.name for s in PARAMETERS)
 SIZE_NAMES = frozenset(s.name for s in SIZES)
@@ -95,6 +98,24 @@ def grid(args, names=PARAM_NAMES, exclude: tuple = (), sizes=SIZE_NAMES) -> tupl
     swept = [n for n in names if len(values[n]) > 1]
     points = [dict(zip(names, combo)) for combo in itertools.product(*(values[n] for n in names))]
     return points, swept
+
+
+def lazy_grid(args, names=PARAM_NAMES, sizes=SIZE_NAMES):
+    """All parameter points as a lazy :class:`symmaml.sweep.Grid` (no list of points is built)."""
+    from ..sweep import Grid
+
+    return Grid({n: parse_values(n, getattr(args, n), sizes) for n in names})
+
+
+def json_head(meta: dict) -> str:
+    """The start of ``json.dumps(dict(**meta, rows=[...]), indent=1)``, up to the first row."""
+    lines = [f" {json.dumps(k)}: " + json.dumps(v, indent=1).replace("\n", "\n ") for k, v in meta.items()]
+    return "{\n" + ",\n".join(lines + [' "rows": [']) + "\n"
+
+
+def json_row(row: dict) -> str:
+    """One row as ``json.dumps(..., indent=1)`` prints it inside :func:`json_head`'s list (no separator)."""
+    return "  " + json.dumps(row, indent=1).replace("\n", "\n  ")
 
 
 def json_number(x):
@@ -223,23 +244,95 @@ def add_parameters(p: argparse.ArgumentParser, optional: tuple = ()) -> None:
             g.add_argument(flag, dest=name, required=True, metavar="V", help=HELP[name])
 
 
+# ----------------------------------------------------------------------------- sweeps
+
+def add_sweep_options(p: argparse.ArgumentParser) -> None:
+    """``--workers N`` and ``--scheduler ADDRESS``: where a sweep runs (see :mod:`symmaml.sweep`)."""
+    g = p.add_argument_group("where the sweep runs (results never depend on it)")
+    g.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="1: in this process (no Dask); N > 1: a local Dask cluster of N worker processes "
+                        "(default: in this process, moving to one worker per CPU when the sweep is long "
+                        "and Dask is installed)")
+    g.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run on an existing Dask cluster, e.g. tcp://host:8786 (default: $SYMMAML_SCHEDULER)")
+
+
+def sweep_options(args) -> dict:
+    """``workers`` and ``scheduler`` for :func:`symmaml.sweep.run`, checked (Dask installed if needed)."""
+    from ..sweep import DaskMissing, require_dask
+
+    workers, scheduler = args.workers, args.scheduler
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers must be a positive integer; got {workers}")
+    if scheduler and workers is not None:
+        raise UsageError("give --workers or --scheduler, not both")
+    if scheduler is None and workers is None:
+        scheduler = os.environ.get("SYMMAML_SCHEDULER") or None
+    if (workers or 1) > 1 or scheduler:
+        try:
+            require_dask()
+        except DaskMissing as e:
+            raise UsageError(str(e)) from None
+    return dict(workers=workers, scheduler=scheduler)
+
+
 # ----------------------------------------------------------------------------- progress
 
-class Progress:
-    """A one-line progress bar on stderr (only when enabled)."""
+def _duration(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else (f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s")
 
-    def __init__(self, total: int, enabled: bool, label: str = "simulate", unit: str = "runs"):
+
+class Progress:
+    """A one-line progress bar on stderr (only when enabled).
+
+    ``update(n)`` adds ``n`` units of work; ``set(points, done)`` (a sweep's progress callback) sets the
+    points finished and the work done, and shows points done/total and an ETA from the rate since the
+    first call.
+    """
+
+    def __init__(self, total: int, enabled: bool, label: str = "simulate", unit: str = "runs",
+                 points: int | None = None):
         self.total, self.enabled, self.label, self.unit = max(total, 1), enabled, label, unit
         self.done, self.start = 0, time.monotonic()
+        self.points, self.points_done = points, 0
+        self._base, self._shown = None, 0.0
 
     def update(self, n: int) -> None:
         self.done += n
+        self._draw()
+
+    def set(self, points: int, done: int) -> None:
+        if self._base is None:
+            self._base = (done, time.monotonic())
+        self.points_done, self.done = points, done
+        self._draw()
+
+    def clear(self) -> None:
+        """Erase the bar (before other output on the same terminal; the next update redraws it)."""
+        if self.enabled and self._shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+            self._shown = 0.0
+
+    def _draw(self) -> None:
         if not self.enabled:
             return
+        now = time.monotonic()
+        if self._shown and now - self._shown < 0.1 and self.done < self.total:
+            return
+        self._shown = now
         frac = min(self.done / self.total, 1.0)
         bar = "#" * int(30 * frac) + "." * (30 - int(30 * frac))
-        sys.stderr.write(f"\r{self.label} [{bar}] {100 * frac:3.0f}% {self.done}/{self.total} {self.unit} "
-                         f"{time.monotonic() - self.start:5.1f}s")
+        if self.points is None:
+            count = f"{self.done}/{self.total} {self.unit}"
+        else:
+            count = f"{self.points_done}/{self.points} points"
+        eta = ""
+        if self._base is not None and self.done > self._base[0] and self.done < self.total:
+            rate = (self.done - self._base[0]) / (now - self._base[1] or 1e-9)
+            eta = f" ETA {_duration((self.total - self.done) / rate)}"
+        sys.stderr.write(f"\r{self.label} [{bar}] {100 * frac:3.0f}% {count} {_duration(now - self.start)}{eta}\033[K")
         sys.stderr.flush()
 
     def close(self) -> None:

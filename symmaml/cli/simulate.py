@@ -1,129 +1,197 @@
-"""``symmaml simulate``: Monte Carlo average test loss (mean, standard error, runs)."""
+"""``symmaml simulate``: Monte Carlo average test loss (mean, standard error, runs) at each point of a sweep.
+
+Runs through :func:`symmaml.sweep.run`: rows are printed in point order as they are finished, in
+bounded memory; ``--workers``/``--scheduler`` say where the work runs (never what it gives);
+``--out FILE`` keeps finished points in ``FILE.partial`` so that an interrupted sweep resumes.
+"""
 from __future__ import annotations
 
-import csv
+import functools
+import itertools
 import json
-import math
+import os
 import sys
+import tempfile
+from pathlib import Path
 
-from .common import PARAM_NAMES, Progress, UsageError, add_parameters, fmt, grid, json_number
+from .common import (PARAM_NAMES, Progress, UsageError, add_parameters, add_sweep_options, fmt, json_head,
+                     json_number, json_row, lazy_grid, sweep_options)
 
-__all__ = ["register", "run", "run_simulation", "chunk_seeds", "check_regime", "DEFAULT_CHUNKS"]
-
-#: number of simulate() calls a `symmaml simulate` run is split into (for the progress bar)
-DEFAULT_CHUNKS = 10
-
-
-def chunk_seeds(seed: int, chunks: int) -> list[int]:
-    """The seed of each simulate() call: ``seed`` itself for one chunk, else derived ones."""
-    if chunks == 1:
-        return [seed]
-    import numpy as np
-
-    return [int(np.random.SeedSequence([seed, k]).generate_state(1, np.uint64)[0]) for k in range(chunks)]
+__all__ = ["register", "run", "run_simulation", "check_regime"]
 
 
 def run_simulation(params: dict, *, runs: int, seed: int, test_tasks: int, meta_test: str,
-                   chunks: int = DEFAULT_CHUNKS, progress: Progress | None = None) -> dict:
-    """``symmaml.sim.simulate`` in ``chunks`` calls of about ``runs / chunks`` runs each.
+                   progress: Progress | None = None, workers: int | None = 1, scheduler: str | None = None) -> dict:
+    """One point as ``symmaml simulate`` computes it: mean, stderr, runs, seed, test_tasks, meta_test, regime.
 
-    Chunk k uses the seed ``chunk_seeds(seed, chunks)[k]``, so the result is a deterministic
-    function of (parameters, runs, seed, test_tasks, meta_test, chunks); with ``chunks=1`` it
-    is exactly ``simulate(..., runs=runs, seed=seed)``.  The mean and standard error are
-    those of all runs pooled.
+    The runs are drawn in chunks of :data:`symmaml.sweep.CHUNK_RUNS` (chunk 0 seeded ``seed``), so with
+    at most that many runs this is exactly ``symmaml.sim.simulate(..., runs=runs, seed=seed)``.
     """
-    import numpy as np
+    from .. import sweep
+    from ..sim import regime
 
-    from ..sim import simulate
-
-    chunks = max(1, min(chunks, runs))
-    sizes = [runs // chunks + (1 if k < runs % chunks else 0) for k in range(chunks)]
-    per_run, last = [], None
-    for n, s in zip(sizes, chunk_seeds(seed, chunks)):
-        last = simulate(**params, runs=n, seed=s, test_tasks=test_tasks, meta_test=meta_test)
-        per_run.append(np.asarray(last["per_run"], dtype=float))
-        if progress is not None:
-            progress.update(n)
-    all_runs = np.concatenate(per_run)
-    mean = float(all_runs.mean())
-    stderr = float(all_runs.std(ddof=1) / math.sqrt(runs)) if runs > 1 else math.inf
-    return dict(mean=mean, stderr=stderr, runs=runs, seed=seed, chunks=chunks, test_tasks=test_tasks,
-                meta_test=meta_test, regime=last.get("regime"))
+    fn = functools.partial(sweep.simulate_chunk, test_tasks=test_tasks, meta_test=meta_test)
+    (res,) = sweep.run(fn, [params], runs=runs, seed=seed, workers=workers, scheduler=scheduler,
+                       progress=None if progress is None else progress.set)
+    return dict(res, seed=seed, test_tasks=test_tasks, meta_test=meta_test,
+                regime=regime(params["p"], params["m"], params["n_v"]))
 
 
-def check_regime(args) -> None:
-    """A given regime must match the sizes (every point of a sweep)."""
+def check_regime(args, grid=None) -> None:
+    """A given regime must match the sizes (every combination of p, m, n_v in the sweep)."""
     if not args.regime:
         return
-    points, _ = grid(args)
-    for pt in points:
-        n = pt["m"] * pt["n_v"]
-        ok = pt["p"] > n if args.regime == "over" else pt["p"] < n
+    grid = lazy_grid(args) if grid is None else grid
+    for p, m, n_v in itertools.product(*(grid.values[n] for n in ("p", "m", "n_v"))):
+        ok = p > m * n_v if args.regime == "over" else p < m * n_v
         if not ok:
             rel = ">" if args.regime == "over" else "<"
-            raise UsageError(f"regime '{args.regime}' requires p {rel} m*n_v; got p={pt['p']}, m={pt['m']}, "
-                             f"n_v={pt['n_v']}")
+            raise UsageError(f"regime '{args.regime}' requires p {rel} m*n_v; got p={p}, m={m}, n_v={n_v}")
+
+
+class _AtomicText:
+    """A text file written to a temporary name in its directory and renamed into place when complete."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        self.file = os.fdopen(fd, "w", encoding="utf-8")
+
+    def write(self, text: str) -> None:
+        self.file.write(text)
+
+    def commit(self) -> None:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+        if os.path.exists(self.tmp):
+            os.unlink(self.tmp)
+
+
+class _BelowBar:
+    """stdout when it shares the terminal with the progress bar: each row erases the bar, which follows it."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+
+    def write(self, text: str) -> None:
+        self.progress.clear()
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        self.progress.update(0)
 
 
 def run(args) -> int:
-    check_regime(args)
-    points, swept = grid(args)
-    for name, v in (("runs", args.runs), ("test-tasks", args.test_tasks), ("chunks", args.chunks)):
+    from .. import sweep
+    from ..sim import regime
+
+    opts = sweep_options(args)
+    grid = lazy_grid(args)
+    check_regime(args, grid)
+    for name, v in (("runs", args.runs), ("test-tasks", args.test_tasks)):
         if v < 1:
             raise UsageError(f"--{name} must be a positive integer; got {v}")
     if args.seed < 0:
         raise UsageError(f"--seed must be a non-negative integer; got {args.seed}")
-    progress = Progress(args.runs * len(points), enabled=sys.stderr.isatty() and not args.quiet)
-    results = []
+    target = None
+    if args.out:
+        target = Path(args.out)
+        if not target.parent.is_dir():
+            raise UsageError(f"cannot write {target}: directory {target.parent} does not exist")
+        if target.is_dir():
+            raise UsageError(f"cannot write {target}: it is a directory")
+
+    fn = functools.partial(sweep.simulate_chunk, test_tasks=args.test_tasks, meta_test=args.meta_test)
+    n = len(grid)
+    progress = Progress(args.runs * n, enabled=sys.stderr.isatty() and not args.quiet, points=n)
+    journal = None if target is None else target.with_name(target.name + ".partial")
+    results = sweep.run(fn, grid, runs=args.runs, seed=args.seed, progress=progress.set, store=journal,
+                        key=dict(command="simulate", seed=args.seed), **opts)
+    out = sys.stdout if target is None else _AtomicText(target)
+    if out is sys.stdout and progress.enabled and sys.stdout.isatty():
+        out = _BelowBar(progress)
     try:
-        for pt in points:
-            results.append(run_simulation(pt, runs=args.runs, seed=args.seed, test_tasks=args.test_tasks,
-                                          meta_test=args.meta_test, chunks=args.chunks, progress=progress))
+        _write(out, args, grid, results, regime)
+        if target is not None:
+            out.commit()
+            journal.unlink()
     finally:
         progress.close()
-    if len(points) == 1:
-        res = results[0]
-        if args.json:
-            print(json.dumps(dict(mean=res["mean"], stderr=json_number(res["stderr"]),
-                                  **{k: res[k] for k in ("runs", "seed", "chunks", "test_tasks", "meta_test", "regime")},
-                                  parameters=points[0]), indent=2))
-        else:
-            print(f"{res['mean']!r} +- {res['stderr']!r} (stderr; {res['runs']} runs, seed {res['seed']}, "
-                  f"{res['chunks']} chunks, meta-test {res['meta_test']})")
-        return 0
-    if args.json:
-        rows = [dict(pt, mean=res["mean"], stderr=json_number(res["stderr"]), runs=res["runs"])
-                for pt, res in zip(points, results)]
-        print(json.dumps(dict(seed=args.seed, chunks=min(args.chunks, args.runs), test_tasks=args.test_tasks,
-                              meta_test=args.meta_test, swept=swept, rows=rows), indent=1))
-    else:
-        w = csv.writer(sys.stdout, lineterminator="\n")
-        w.writerow(list(PARAM_NAMES) + ["mean", "stderr", "runs"])
-        for pt, res in zip(points, results):
-            w.writerow([fmt(n, pt[n]) for n in PARAM_NAMES] + [repr(res["mean"]), repr(res["stderr"]), res["runs"]])
+        if target is not None:
+            out.discard()
+    if target is not None:
+        print(f"wrote {target} ({n} point{'s' * (n > 1)})", file=sys.stderr)
     return 0
 
 
+def _write(out, args, grid, results, regime) -> None:
+    """Print the results as they come (one line each; JSON streamed as one valid object)."""
+    n, swept = len(grid), grid.swept
+    if n == 1:
+        (res,), pt = list(results), grid[0]
+        reg = regime(pt["p"], pt["m"], pt["n_v"])
+        if args.json:
+            out.write(json.dumps(dict(mean=res["mean"], stderr=json_number(res["stderr"]), runs=res["runs"],
+                                      seed=args.seed, test_tasks=args.test_tasks, meta_test=args.meta_test,
+                                      regime=reg, parameters=pt), indent=2) + "\n")
+        else:
+            out.write(f"{res['mean']!r} +- {res['stderr']!r} (stderr; {res['runs']} runs, seed {args.seed}, "
+                      f"meta-test {args.meta_test})\n")
+        return
+    if args.json:
+        out.write(json_head(dict(seed=args.seed, test_tasks=args.test_tasks, meta_test=args.meta_test,
+                                 swept=swept)))
+        for i, res in enumerate(results):
+            row = dict(grid[i], mean=res["mean"], stderr=json_number(res["stderr"]), runs=res["runs"])
+            out.write((",\n" if i else "") + json_row(row))
+            _flush(out)
+        out.write("\n ]\n}\n")
+    else:
+        out.write(",".join(list(PARAM_NAMES) + ["mean", "stderr", "runs"]) + "\n")
+        for i, res in enumerate(results):
+            pt = grid[i]
+            out.write(",".join([fmt(n, pt[n]) for n in PARAM_NAMES]
+                               + [repr(res["mean"]), repr(res["stderr"]), str(res["runs"])]) + "\n")
+            _flush(out)
+
+
+def _flush(out) -> None:
+    if out is sys.stdout:
+        out.flush()  # a row is visible (to a pipe too) as soon as it is finished
+
+
 def register(sub, regimes, orders) -> None:
+    from ..sweep import CHUNK_RUNS
+
     s = sub.add_parser("simulate", help="Monte Carlo average test loss (mean, stderr, runs)",
                        description="Simulate one-step MAML (symmaml.sim) and print the mean test loss over "
-                                   "runs and its standard error. The runs are split into --chunks calls of "
-                                   "the simulator with seeds derived from --seed (a progress bar is shown "
-                                   "on a terminal); results depend on --chunks, and --chunks 1 reproduces "
-                                   "symmaml.sim.simulate(..., runs=N, seed=S) exactly. Every point of a "
-                                   "sweep uses the same seed (common random numbers).")
+                                   "runs and its standard error, at each point of a sweep (CSV or JSON rows, "
+                                   "printed as they are finished). Every point uses --seed (common random "
+                                   f"numbers). A point's runs are drawn in chunks of {CHUNK_RUNS:,} runs, "
+                                   "chunk 0 seeded --seed, the others from (--seed, chunk), so the output "
+                                   "never depends on --workers or --scheduler, and with at most "
+                                   f"{CHUNK_RUNS:,} runs it is exactly symmaml.sim.simulate(..., runs=N, "
+                                   "seed=S). A progress bar is shown on a terminal.")
     s.add_argument("regime", nargs="?", choices=regimes,
                    help="optional; checked against p and m n_v if given")
     add_parameters(s)
-    s.add_argument("--runs", type=int, default=1000, help="independent meta-training runs (default 1000)")
+    s.add_argument("--runs", type=int, default=1000, help="independent meta-training runs per point (default 1000)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.add_argument("--test-tasks", dest="test_tasks", type=int, default=50,
                    help="meta-test tasks per run (default 50)")
     s.add_argument("--meta-test", dest="meta_test", choices=("full", "reduced", "analytic"), default="reduced",
                    help="meta-test average: full (sample everything), reduced (exact in distribution; "
                         "default), analytic (conditional expectation)")
-    s.add_argument("--chunks", type=int, default=DEFAULT_CHUNKS,
-                   help=f"simulator calls the runs are split into (default {DEFAULT_CHUNKS})")
     s.add_argument("--json", action="store_true", help="print JSON")
+    s.add_argument("--out", metavar="FILE",
+                   help="write the output to FILE (atomically, when complete) instead of stdout; finished "
+                        "points are kept in FILE.partial meanwhile, and a rerun of an interrupted sweep "
+                        "computes only the missing ones")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_sweep_options(s)
     s.set_defaults(func=run)
