@@ -144,16 +144,21 @@ def _replace(expr, value, name, memo):
         out = expr
     else:
         args = [_replace(a, value, name, memo) for a in expr.args]
-        out = expr.func(*args) if any(a is not b for a, b in zip(args, expr.args)) else expr
-        if out is expr and type(value) is type(expr) and isinstance(expr, (sp.Mul, sp.Add)):
-            parts = list(expr.args)
-            for a in value.args:  # a sub-multiset of the arguments
+        changed = any(a is not b and a != b for a, b in zip(args, expr.args))
+        out = expr.func(*args) if changed else expr
+        if not changed and type(value) is type(expr) and isinstance(expr, (sp.Mul, sp.Add)):
+            coeff, parts, wanted = sp.S.One, list(expr.args), list(value.args)
+            if isinstance(expr, sp.Mul):  # numeric coefficients merge in a product: compare the rest
+                ce, parts = expr.as_coeff_mul()
+                cv, wanted = value.as_coeff_mul()
+                parts, coeff = list(parts), ce / cv
+            for a in wanted:  # a sub-multiset of the arguments
                 if a in parts:
                     parts.remove(a)
                 else:
                     break
             else:
-                out = expr.func(name, *parts)
+                out = coeff * expr.func(name, *parts) if isinstance(expr, sp.Mul) else expr.func(name, *parts)
     memo[key] = out
     return out
 
@@ -209,7 +214,8 @@ def _summary(value, rows) -> str:
     powers = _powers(value) if _is_scalar(value) else None
     if powers and len(powers) > 1:
         others = sorted(value.free_symbols - {alpha_t}, key=sp.default_sort_key)
-        coeffs = ", ".join(f"${expr_latex(s)}$" for s in others)
+        coeffs = (", ".join(f"${expr_latex(s)}$" for s in others) if len(others) <= 8 else
+                  f"{len(others)} symbols")
         return (f"a polynomial of degree {max(powers)} in $\\alpha_t$"
                 + (f" whose coefficients are polynomials in {coeffs}" if coeffs else ""))
     return f"an expression whose display takes {rows} lines" if rows else "a long expression"

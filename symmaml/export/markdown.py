@@ -79,7 +79,8 @@ def derivation_markdown(derivation: Derivation, *, width: float = DEFAULT_WIDTH)
         out += [f"### {numbers}: {text_markdown(step.rule.name)}", "", rule, ""]
         if step.note:
             out += [text_markdown(step.note[:1].upper() + step.note[1:]) + ".", ""]
-        out += [_display([row for v in group for row in v.rows]), ""]
+        for v in group:  # one display each: their alignments differ
+            out += [_display(v.rows), ""]
     if lay.appendix:
         out += ["## Appendix: long expressions", ""]
         for e in lay.appendix:

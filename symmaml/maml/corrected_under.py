@@ -313,7 +313,7 @@ def under_corrected_error(d: Derivation) -> tuple[sp.Expr, tuple]:
         at_zero[sym] = sym0
     exact0 = under_exact_error()
     d.add(ANCHOR_AT_EXACT, sp.Symbol(r"\text{Theorem (under, exact)}"), exact0, lhs=sp.Symbol(r"\mathbb{E}\lVert\omega^\star - w_0\rVert^2\big|_{\alpha_t = 0}"),
-          note=r"the exact result at $\alpha_t = 0$ (inverse-Wishart mean and Haar fourth moments; Theorem \emph{under, exact})")
+          note=r"the exact result at $\alpha_t = 0$ (inverse-Wishart mean and Haar fourth moments: the underparameterised exact result)")
     eta = sp.Symbol(r"\eta")
     define(eta, exact0 / (m * at_zero[r2] * at_zero[F]), ANCHOR_AT_EXACT,
            note=r"the exact result at $\alpha_t = 0$ over the closure at $\alpha_t = 0$ (it is 1.0008 at Figure 3, 1.006 at $m n_v/p = 10$, 1.066 at $m n_v/p = 2.4$)")
