@@ -547,3 +547,36 @@ def test_an_appendix_entry_too_long_to_print_is_given_in_full_in_markdown():
     assert "a polynomial of degree 899 in $\\alpha_t$" in frag and "alpha_t^{899}" not in frag
     assert "too long to print here" in frag
     assert "alpha_t^899: c_899*(p + 899)" in md
+
+
+# ----------------------------------------------------------------------------- figures
+
+def test_figures_are_png_and_pdf_with_deterministic_bytes(tmp_path):
+    from symmaml.export.figures import learning_curve_figure
+
+    x = np.linspace(-1, 1, 41)
+    pts = (np.linspace(-1, 1, 5), np.linspace(1, 2, 5), np.full(5, 0.05), "simulation")
+    for run in ("a", "b"):
+        written = learning_curve_figure(tmp_path / run / "f.png", x, {"theory": 1.5 + x / 2}, pts,
+                                        xlabel=r"$\alpha_t$", title=r"$p = 60$, $\|\omega_0 - w_0\|^2 = 0$")
+        assert [p.suffix for p in written] == [".png", ".pdf"]
+    for name in ("f.png", "f.pdf"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    pdf = (tmp_path / "a" / "f.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF") and b"CreationDate" not in pdf and b"Matplotlib" not in pdf
+
+
+def test_the_legend_says_when_error_bars_hide_behind_the_markers():
+    """bars_hidden measures the drawn bars against the marker size."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from symmaml.export.figures import bars_hidden
+
+    fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
+    ax.set_ylim(0, 1)
+    x, y = np.array([0.2, 0.5]), np.array([0.5, 0.5])
+    assert bars_hidden(ax, x, y, np.array([1e-3, 1e-3]), 4.5)      # 0.4 px against a 3 px radius
+    assert not bars_hidden(ax, x, y, np.array([1e-3, 0.05]), 4.5)  # one bar of 15 px shows
+    plt.close(fig)
