@@ -299,8 +299,9 @@ def _layout(derivation: Derivation, width: float, printer) -> Layout:
             k, value = named[s] if s in named else (defining[s], None)
             if value is not None:
                 value = _compact(abbreviate(value, [n for n in names if n[0] < k], whole=False))
-                rows = display_rows([s, value], width, printer)
-                if len(rows) <= WHERE_ROWS:
+                rows = (display_rows([s, value], width, printer)
+                        if _symbols_shown(value) <= width * WHERE_ROWS else None)  # else surely too long
+                if rows is not None and len(rows) <= WHERE_ROWS:
                     shown.append((k, rows, value))
                     continue
             where_refs.append((s, k))
