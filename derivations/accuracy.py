@@ -11,14 +11,16 @@ evaluated (so an order or a regime derived later is picked up with no edit here)
 order's numeric function rejects the point (the 'exact' orders hold at alpha_t = 0 only) its
 value is missing.  The table gives |theory - simulation| / simulation per order, the gain
 err_leading / err_corrected, and whether 'corrected' is within 3 standard errors of the
-simulation; the figure plots the errors against m n_v / p and alpha_t with 2 s.e. bars.
+simulation; the figure plots the errors by regime and setting against the scanned rate, with
+the simulation's two standard errors as a band.
 
 Simulations: symmaml.sim.simulate with meta_test='analytic' (exact conditional average of
 the meta-test phase), 20,000 runs per Figure-2 / overparameterised-away point and 3,000 per
 Figure-3 / underparameterised-away point, seeded 7000 + (index of the point in the fixed
 order below), so the outputs are byte-identical from run to run.  They run as one sweep
 (symmaml.sweep; --workers / --scheduler say where, never what they give).
-Writes accuracy_table.{csv,md} and accuracy_figure.png; prints the per-panel summary.
+Writes accuracy_table.{csv,md} and accuracy_figure.{png,pdf}; prints the per-panel summary
+(``--plot-only`` redraws the figure from the committed table).
 """
 import argparse
 import csv
@@ -229,42 +231,96 @@ def write_md(path, rows, orders, summary) -> None:
     Path(path).write_text("\n".join(lines) + "\n")
 
 
+#: the panels of the figure: one row per regime, one column per setting (its scanned rate)
+FIGURE_PANELS = {
+    "over": (("fig2a", "alpha_r", "Figure 2a"), ("fig2b", "alpha_t", "Figure 2b"),
+             ("over_away", "alpha_t", r"$m n_v/p = 0.3$, $\|\omega_0 - w_0\|^2 = 1$")),
+    "under": (("fig3a", "alpha_r", "Figure 3a"), ("fig3b", "alpha_t", "Figure 3b"),
+              ("under_away", "alpha_t", r"$m n_v/p = 10$")),
+}
+RATE_LABELS = {"alpha_t": r"$\alpha_t$", "alpha_r": r"$\alpha_r$"}
+
+
 def write_figure(path, rows, orders) -> None:
+    """The relative error of each order against simulation, by regime (rows) and setting (columns).
+
+    Each point is |theory - simulation| / simulation on a log axis, one marker per order; the grey
+    band is two standard errors of the simulation: an error inside it is noise.  (Error bars on a
+    log axis would run off it wherever the error is within noise; the band shows the same thing.)
+    Written as PNG and PDF.
+    """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
-    floor = 1e-5  # errors below this are drawn at the floor (log scale)
-    top = max(0.2, 2 * max(r[f"err_{o}"] for r in rows for o in orders if r.get(f"err_{o}") is not None))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-    for ax, key, label in ((axes[0], "ratio", r"$m n_v / p$"), (axes[1], "alpha_t", r"$\alpha_t$")):
-        for j, o in enumerate(orders):
-            ok = [r for r in rows if r.get(f"err_{o}") is not None]
-            if not ok:
+    from symmaml.export.figures import save
+
+    errs = [r[f"err_{o}"] for r in rows for o in orders if r.get(f"err_{o}")]
+    floor = 10 ** math.floor(math.log10(min(min(errs), min(2 * r["rel_se"] for r in rows)) / 2))
+    top = 10 ** math.ceil(math.log10(max(errs) * 2))
+    fig, axes = plt.subplots(2, 3, figsize=(10.5, 6.0), dpi=130, sharey=True)
+    for i, (regime, panels) in enumerate(FIGURE_PANELS.items()):
+        for j, (name, rate, title) in enumerate(panels):
+            ax = axes[i, j]
+            rs = sorted((r for r in rows if r["panel"] == name), key=lambda r: r[rate])
+            if not rs:
+                ax.set_visible(False)
                 continue
-            k = j - (len(orders) - 1) / 2
-            x = np.array([r[key] for r in ok])
-            x = x * 1.08**k if key == "ratio" else x + 0.02 * k
-            e = np.maximum([r[f"err_{o}"] for r in ok], floor)
-            se = np.array([r["rel_se"] for r in ok])
-            regimes = sorted({r["regime"] for r in ok})
-            marker, color = STYLES.get(o, (MARKERS[j % len(MARKERS)], f"C{4 + j}"))
-            ax.errorbar(x, e, yerr=[np.minimum(2 * se, e - floor / 2), 2 * se], fmt=marker,
-                        color=color, ms=4, capsize=2, label=f"{o} ({', '.join(regimes)}; {len(ok)} points)")
-        ax.set_yscale("log")
-        ax.set_ylim(floor / 2, top)
-        ax.set_xlabel(label)
-        ax.set_ylabel("|theory - simulation| / simulation  (bars: 2 s.e.)")
-        if key == "ratio":
-            ax.set_xscale("log")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, metadata={"Software": None})
+            x = np.array([r[rate] for r in rs])
+            noise = np.array([2 * r["rel_se"] for r in rs])
+            ax.fill_between(x, floor, noise, step="mid", color="0.88", lw=0, zorder=1)
+            for k, o in enumerate(orders):
+                ok = [(r[rate], r[f"err_{o}"]) for r in rs if r.get(f"err_{o}") is not None]
+                if not ok:
+                    continue
+                marker, color = STYLES.get(o, (MARKERS[k % len(MARKERS)], f"C{4 + k}"))
+                xo, eo = np.array(ok).T
+                ax.plot(xo, np.maximum(eo, floor), marker, color=color, ms=4.5,
+                        mfc="none" if o == "leading" else color, mew=1.0, ls="none", zorder=3)
+            ax.set_yscale("log")
+            ax.set_ylim(floor, top)
+            ax.set_xlabel(RATE_LABELS[rate])
+            other = "alpha_t" if rate == "alpha_r" else "alpha_r"
+            fixed = {r[other] for r in rs}
+            sub = f", ${RATE_LABELS[other][1:-1]} = {fixed.pop():g}$" if len(fixed) == 1 else ""
+            ax.set_title(f"{title}{sub}", fontsize=9)
+            if j == 0:
+                ax.set_ylabel(f"{regime}parameterised\n" + r"$|$theory $-$ simulation$|$ / simulation", fontsize=9)
+    handles = [Line2D([], [], marker=STYLES.get(o, (MARKERS[k % len(MARKERS)], f"C{4 + k}"))[0], ls="none",
+                      color=STYLES.get(o, (None, f"C{4 + k}"))[1], mfc="none" if o == "leading" else None,
+                      label=f"{o} order" if o != "exact" else r"exact ($\alpha_t = 0$ only)")
+               for k, o in enumerate(orders)]
+    handles.append(Patch(color="0.88", label=r"$2$ s.e. of the simulation (errors inside are noise)"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=8.5,
+               bbox_to_anchor=(0.5, -0.01))
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    save(fig, path)
     plt.close(fig)
 
 
-def main(out: Path = OUT, workers: int | None = None, scheduler: str | None = None) -> None:
+def read_csv(path) -> tuple:
+    """The rows and orders of a written ``accuracy_table.csv`` (to redraw the figure without simulating)."""
+    with open(path) as f:
+        raw = list(csv.DictReader(f))
+    orders = [o for o in ORDERS if o in raw[0]]
+    rows = []
+    for r in raw:
+        row = {k: (float(v) if v not in ("", "True", "False") and k not in ("panel", "regime") else v)
+               for k, v in r.items()}
+        for k, v in row.items():
+            if v == "":
+                row[k] = None
+        rows.append(row)
+    return rows, orders
+
+
+def main(out: Path = OUT, workers: int | None = None, scheduler: str | None = None, plot_only: bool = False) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    if plot_only:  # the figure from the committed table, no simulation
+        write_figure(out / "accuracy_figure.png", *read_csv(OUT / "accuracy_table.csv"))
+        return
     rows, orders, notes = evaluate(workers, scheduler)
     keys = ["panel", "regime", "ratio", "alpha_t", "alpha_r", "dist0", "runs", "sim", "rel_se"]
     for o in orders:
@@ -273,7 +329,7 @@ def main(out: Path = OUT, workers: int | None = None, scheduler: str | None = No
     summary = summarize(rows, orders)
     write_csv(out / "accuracy_table.csv", rows, keys)
     write_md(out / "accuracy_table.md", rows, orders, summary)
-    write_figure(out / "accuracy_figure.png", rows, orders)
+    write_figure(out / "accuracy_figure.png", *read_csv(out / "accuracy_table.csv"))  # as --plot-only draws it
     for s in summary:
         print(s)
     for n in notes:
@@ -287,5 +343,7 @@ if __name__ == "__main__":
                     help="1: in this process; N: a local Dask cluster of N processes (default: as symmaml.sweep "
                          "decides; the results do not depend on it)")
     ap.add_argument("--scheduler", default=None, help="address of an existing Dask cluster")
+    ap.add_argument("--plot-only", action="store_true",
+                    help="redraw accuracy_figure.{png,pdf} from derivations/out/accuracy_table.csv")
     args = ap.parse_args()
-    main(args.out, args.workers, args.scheduler)
+    main(args.out, args.workers, args.scheduler, args.plot_only)

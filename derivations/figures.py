@@ -3,22 +3,22 @@
 For each panel the leading-order theory (derived by the engine) is drawn over the scanned
 learning rate, with the finite-size corrected theory where it is derived for the panel's regime
 (``ORDERS['corrected']``), and the Monte Carlo simulator of the same model gives points with
-two-standard-error bars.  Writes ``derivations/out/figure_{2a,2b,3a,3b}.{png,csv}``; the CSV has
-one theory column and one relative-error column per order drawn.
+two-standard-error bars.  Writes ``derivations/out/figure_{2a,2b,3a,3b}.{png,pdf,csv}``; the CSV
+has one theory column and one relative-error column per order drawn.  ``--plot-only`` redraws
+the figures from the committed CSVs' simulated points (the theory curves are recomputed).
 
 The simulation uses the exact meta-training solution, and the exact population test loss of
 each adapted test task (no test points are sampled); 20,000 runs per point for Figure 2 and
-3,000 for Figure 3, seeded, so the output is reproducible byte for byte.  The simulations of
-all four panels run as one sweep (symmaml.sweep; --workers / --scheduler say where, never what
-they give), point i of a panel seeded 1000 + i.
+3,000 for Figure 3, seeded, so the output is reproducible byte for byte.
 """
 import argparse
+import csv
 from pathlib import Path
 
 import numpy as np
 
 from symmaml import sweep
-from symmaml.export.figures import learning_curve_figure, write_table
+from symmaml.export.figures import learning_curve_figure, parameters_text, write_table
 from symmaml.maml import ORDERS, average_test_loss
 from symmaml.maml.paper import SCANS
 
@@ -36,7 +36,7 @@ def points(name: str) -> list:
 
 
 def panel(name: str, out: Path, sims: list) -> None:
-    """Draw and tabulate a panel from its simulations (dicts with mean and stderr, in point order)."""
+    """Tabulate and draw a panel from its simulations (dicts with mean and stderr, in point order)."""
     fixed, scanned, (lo, hi), other = SCANS[name]
     regime = "over" if fixed["p"] > fixed["m"] * fixed["n_v"] else "under"
     orders = [o for o in ("leading", "corrected") if regime in ORDERS[o]]
@@ -49,26 +49,53 @@ def panel(name: str, out: Path, sims: list) -> None:
     se = np.array([s["stderr"] for s in sims])
     at_points = {o: f(**fixed, **other, **{scanned: xs}) for o, f in theories.items()}
 
-    learning_curve_figure(
-        out / f"figure_{name}.png", grid,
-        {f"theory, {o} ({regime}parameterised)": curves[o] for o in orders},
-        (xs, mean, se, f"simulation ({RUNS[name[0]]:,} runs/point, ±2 s.e.)"),
-        xlabel=LABELS[scanned],
-        title=f"Figure {name}\n" + ", ".join(f"{k}={v:g}" for k, v in {**fixed, **other}.items()),
-        vlines=(0.0,),
-    )
     errors = {o: (at_points[o] - mean) / mean for o in orders}
     header = [scanned] + [f"theory_{o}" for o in orders] + ["sim_mean", "sim_stderr"]
     header += ["rel_error" if o == "leading" else f"rel_error_{o}" for o in orders]
     write_table(out / f"figure_{name}.csv", header,
                 zip(xs, *(at_points[o] for o in orders), mean, se, *(errors[o] for o in orders)))
+    redraw(name, out, tables=out)  # from the table just written: the same figure as --plot-only
     summary = "; ".join(f"max |{o} - sim| / sim = {np.max(np.abs(errors[o])):.2%}" for o in orders)
     best = grid[np.argmin(curves["leading"])]
-    print(f"figure {name}: leading-order minimum at {scanned} = {best:+.3f}; {summary}")
+    print(f"figure {name}: leading-order curve lowest at {scanned} = {best:+.3f} on the plotted grid "
+          f"(step {grid[1] - grid[0]:.3g}; the minimiser itself: optimal_summary.md); {summary}")
 
 
-def main(out: Path = OUT, workers: int | None = None, scheduler: str | None = None) -> None:
+ORDER_WORDS = {"leading": "leading order", "corrected": "finite-size corrected", "exact": "exact"}
+
+
+def draw(name: str, out: Path, xs, mean, se) -> None:
+    """The figure of panel ``name``: the theory curves (derived now) and the simulated points."""
+    fixed, scanned, (lo, hi), other = SCANS[name]
+    regime = "over" if fixed["p"] > fixed["m"] * fixed["n_v"] else "under"
+    orders = [o for o in ("leading", "corrected") if regime in ORDERS[o]]
+    grid = np.linspace(lo, hi, 241)
+    curves = {f"theory, {ORDER_WORDS[o]}": average_test_loss(regime, o).numeric()(**fixed, **other, **{scanned: grid})
+              for o in orders}
+    learning_curve_figure(
+        out / f"figure_{name}.png", grid, curves,
+        (xs, mean, se, f"simulation, {RUNS[name[0]]:,} runs per point"),
+        xlabel=LABELS[scanned],
+        title=f"Figure {name} ({regime}parameterised)\n" + parameters_text({**fixed, **other}),
+        vlines=(0.0,),
+    )
+
+
+def redraw(name: str, out: Path, tables: Path = OUT) -> None:
+    """Draw panel ``name`` from its simulated points in ``tables``/figure_{name}.csv (no simulation)."""
+    scanned = SCANS[name][1]
+    with open(tables / f"figure_{name}.csv") as f:
+        rows = list(csv.DictReader(f))
+    xs, mean, se = (np.array([float(r[k]) for r in rows]) for k in (scanned, "sim_mean", "sim_stderr"))
+    draw(name, out, xs, mean, se)
+
+
+def main(out: Path = OUT, workers: int | None = None, scheduler: str | None = None, plot_only: bool = False) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    if plot_only:  # from the committed tables, no simulation
+        for name in SCANS:
+            redraw(name, out)
+        return
     pts = [pt for name in SCANS for pt in points(name)]
     results = sweep.run(sweep.simulate_chunk, [prm for prm, _, _ in pts], runs=[r for _, r, _ in pts],
                         seeds=[s for *_, s in pts], workers=workers, scheduler=scheduler)
@@ -83,5 +110,7 @@ if __name__ == "__main__":
                         help="1: in this process; N: a local Dask cluster of N processes (default: as "
                              "symmaml.sweep decides; the results do not depend on it)")
     parser.add_argument("--scheduler", default=None, help="address of an existing Dask cluster")
+    parser.add_argument("--plot-only", action="store_true",
+                        help="redraw the figures from the simulated points of derivations/out/figure_*.csv")
     args = parser.parse_args()
-    main(args.out, args.workers, args.scheduler)
+    main(args.out, args.workers, args.scheduler, args.plot_only)

@@ -6,12 +6,19 @@ Tolerances
   Gaussian sampling error that fails with probability 6e-5 per comparison; the examples are
   seeded (hypothesis ``derandomize=True``, fixed simulation seeds), so the suite is
   deterministic and cannot flake.
-* Leading-order results: 4 standard errors plus the approximation's own error.  Leading order
-  replaces the meta-training Gram matrix by its mean; at alpha_t = 0 the exact value of the
-  dropped fluctuation is known (E tr G^{-1} = N/(p-N-1) instead of N/p, and the
-  underparameterised analogue p/(N-p-1) instead of p/N, N = m n_v), a relative error
-  (min(p,N)+1)/(|p-N|-1) on the meta-training error term.  Away from alpha_t = 0 the inner-step
-  matrices broaden the spectrum, so we allow twice that relative error on that term.
+* Leading-order results: 4 standard errors plus the approximation's own error, on the part of
+  the loss it approximates.  Leading order replaces the meta-training Gram matrix by its mean;
+  at alpha_t = 0 the exact value of the dropped fluctuation is known (E tr G^{-1} = N/(p-N-1)
+  instead of N/p, and the underparameterised analogue p/(N-p-1) instead of p/N, N = m n_v), a
+  relative error (min(p,N)+1)/(|p-N|-1) on the Gram-matrix term of the meta-training error (not
+  on the exact projection term ||omega0 - w0||^2 (1 - N/p)).  Away from alpha_t = 0 we allow 1.25
+  times that relative error (measured: 0.4 to 1.02 times at the points below, leading against the
+  corrected result).  Overparameterised, the dropped fluctuation only raises the loss (Jensen,
+  E tr G^{-1} >= tr (E G)^{-1}, at alpha_t = 0; below simulation at all 35 overparameterised
+  points of derivations/out/accuracy_table.md), so there the interval is one-sided.
+* Every comparison uses the simulator's variance-reduced sampler (meta_test='analytic': the
+  meta-test average taken exactly given omega*) and is sized so that the wrong answers named in
+  its docstring fail it at its seed (tried once, by substituting them for the theory).
 """
 import numpy as np
 import pytest
@@ -26,10 +33,6 @@ from symmaml.symbols import PARAMETERS, alpha_r, alpha_t, dist0, m, n_r, n_t, n_
 
 SETTINGS = settings(derandomize=True, max_examples=12, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
-
-
-def _f(expr):
-    return sp.lambdify(PARAMETERS, expr, "math")
 
 
 # ----------------------------------------------------------------------------- exact part
@@ -64,31 +67,54 @@ def test_adaptation_average_cross_check():
 # ----------------------------------------------------------------------------- leading order
 
 
-def _leading_bound(params, theory):
-    """The leading order's stated error: twice the alpha_t = 0 relative error on the error term."""
+LEADING_FACTOR = 1.25  # allowed error of the leading order away from alpha_t = 0, in units of its alpha_t = 0 value
+
+
+def leading_interval(regime, params, loss) -> tuple:
+    """``(lo, hi)``: the leading order's stated error on ``theory - truth`` (see the module docstring).
+
+    ``loss`` is the leading-order numeric function; the approximated part of the loss is its value
+    without the exact projection term (dist0 = 0) above its value at omega* = w0.
+    """
     P, N = params["p"], params["m"] * params["n_v"]
-    rel = 2 * (min(P, N) + 1) / (abs(P - N) - 1)
-    # the meta-training error term is the part of the loss above its value at omega* = w0
+    rel = (min(P, N) + 1) / (abs(P - N) - 1)
     floor = float(adaptation_average().subs(ERROR, 0).subs(
         {p: P, n_r: params["n_r"], alpha_r: params["alpha_r"], sigma: params["sigma"], nu: params["nu"]}))
-    return rel * abs(theory - floor)
+    bound = LEADING_FACTOR * rel * (loss(**{**params, "dist0": 0.0}) - floor)
+    return (-bound, 0.0) if regime == "over" else (-bound, bound)
 
 
+#: (regime, parameters, runs); the runs make 4 s.e. well below the distance of every wrong answer
+#: named in the test's docstring from the allowed interval
 LEADING_POINTS = [
-    ("over", dict(p=60, m=3, n_t=30, n_v=2, n_r=20, alpha_t=0.2, alpha_r=0.2, sigma=1.0, nu=0.5, dist0=0.0)),
-    ("over", dict(p=60, m=3, n_t=30, n_v=2, n_r=20, alpha_t=-1.0, alpha_r=0.2, sigma=1.0, nu=0.5, dist0=0.0)),
-    ("over", dict(p=80, m=4, n_t=20, n_v=3, n_r=10, alpha_t=0.1, alpha_r=0.3, sigma=0.5, nu=1.0, dist0=1.5)),
-    ("under", dict(p=30, m=40, n_t=5, n_v=25, n_r=10, alpha_t=0.2, alpha_r=0.2, sigma=1.0, nu=1.0, dist0=0.0)),
-    ("under", dict(p=20, m=30, n_t=10, n_v=10, n_r=15, alpha_t=-0.1, alpha_r=0.1, sigma=1.0, nu=0.5, dist0=2.0)),
+    ("over", dict(p=60, m=3, n_t=30, n_v=2, n_r=20, alpha_t=0.2, alpha_r=0.2, sigma=1.0, nu=0.5, dist0=0.0), 4000),
+    ("over", dict(p=60, m=3, n_t=30, n_v=2, n_r=20, alpha_t=-1.0, alpha_r=0.2, sigma=1.0, nu=0.5, dist0=0.0), 4000),
+    ("over", dict(p=60, m=4, n_t=40, n_v=3, n_r=10, alpha_t=-1.0, alpha_r=0.3, sigma=2.0, nu=0.5, dist0=1.5), 2000),
+    ("under", dict(p=30, m=40, n_t=5, n_v=25, n_r=10, alpha_t=0.2, alpha_r=0.2, sigma=1.0, nu=1.0, dist0=0.0), 1000),
+    ("under", dict(p=20, m=30, n_t=10, n_v=10, n_r=15, alpha_t=0.3, alpha_r=0.1, sigma=1.0, nu=0.5, dist0=2.0), 2000),
 ]
 
 
-@pytest.mark.parametrize("regime,params", LEADING_POINTS)
-def test_leading_order_against_simulation(regime, params):
-    theory = _f(average_test_loss(regime).expr)(*(params[s.name] for s in PARAMETERS))
-    res = sim.simulate(**params, runs=4000, seed=11)
-    gap = abs(theory - res["mean"])
-    assert gap <= 4 * res["stderr"] + _leading_bound(params, theory), (theory, res)
+def leading_check(regime, params, runs, theory=None):
+    """``(ok, detail)``: the leading order (or ``theory``, a stand-in value) against simulation."""
+    loss = average_test_loss(regime).numeric()
+    value = loss(**params) if theory is None else theory
+    lo, hi = leading_interval(regime, params, loss)
+    res = sim.simulate(**params, runs=runs, seed=11, meta_test="analytic")
+    k = 4 * res["stderr"]
+    gap = value - res["mean"]
+    return lo - k <= gap <= hi + k, dict(theory=value, sim=res["mean"], se=res["stderr"], gap=gap, lo=lo, hi=hi)
+
+
+@pytest.mark.parametrize("regime,params,runs", LEADING_POINTS)
+def test_leading_order_against_simulation(regime, params, runs):
+    """Within 4 s.e. plus the leading order's stated error (module docstring).
+
+    Catches, at every point: alpha_t ignored (the loss at alpha_t = 0) or negated, and the loss
+    scaled by 0.95 or 1.05; at the Figure 2 points (params0, params1) also by 0.98 or 1.02.
+    """
+    ok, detail = leading_check(regime, params, runs)
+    assert ok, detail
 
 
 def test_over_leading_cross_check():
@@ -133,20 +159,32 @@ def test_bad_regime_and_order():
 # ----------------------------------------------------------------------------- exact order
 
 
+#: (parameters, runs): the runs make 4 s.e. at most about 0.5% of the loss
 EXACT_POINTS = [
-    dict(p=20, m=3, n_t=10, n_v=4, n_r=10, alpha_t=0.0, alpha_r=0.3, sigma=1.0, nu=1.0, dist0=1.0),
-    dict(p=60, m=3, n_t=30, n_v=2, n_r=20, alpha_t=0.0, alpha_r=0.2, sigma=1.0, nu=0.5, dist0=0.0),
-    dict(p=40, m=4, n_t=5, n_v=3, n_r=5, alpha_t=0.0, alpha_r=0.5, sigma=0.5, nu=1.5, dist0=2.0),
-    dict(p=9, m=2, n_t=3, n_v=3, n_r=4, alpha_t=0.0, alpha_r=-0.2, sigma=1.0, nu=2.0, dist0=0.5),
+    (dict(p=20, m=3, n_t=10, n_v=4, n_r=10, alpha_t=0.0, alpha_r=0.3, sigma=1.0, nu=1.0, dist0=1.0), 80000),
+    (dict(p=60, m=3, n_t=30, n_v=2, n_r=20, alpha_t=0.0, alpha_r=0.2, sigma=1.0, nu=0.5, dist0=0.0), 20000),
+    (dict(p=40, m=4, n_t=5, n_v=3, n_r=5, alpha_t=0.0, alpha_r=0.5, sigma=0.5, nu=1.5, dist0=2.0), 20000),
+    # close to the interpolation threshold (p = m n_v + 10, where the loss still has a finite
+    # variance; at p = m n_v + 3 it has none and 20,000 runs gave s.e. 1.3%)
+    (dict(p=16, m=2, n_t=3, n_v=3, n_r=4, alpha_t=0.0, alpha_r=-0.2, sigma=1.0, nu=2.0, dist0=0.5), 80000),
 ]
 
 
-@pytest.mark.parametrize("params", EXACT_POINTS)
-def test_over_exact_at_alpha_t_zero(params):
-    """Exact: within 4 standard errors (no approximation term), where 'leading' is visibly off."""
-    exact = _f(average_test_loss("over", "exact").expr)(*(params[s.name] for s in PARAMETERS))
-    res = sim.simulate(**params, runs=20000, seed=5)
-    assert abs(exact - res["mean"]) <= 4 * res["stderr"], (exact, res)
+def exact_check(regime, params, runs, seed, theory=None):
+    """``(ok, detail)``: the exact result (or ``theory``, a stand-in value) within 4 s.e. of simulation."""
+    value = average_test_loss(regime, "exact").numeric()(**params) if theory is None else theory
+    res = sim.simulate(**params, runs=runs, seed=seed, meta_test="analytic")
+    return abs(value - res["mean"]) <= 4 * res["stderr"], dict(theory=value, sim=res["mean"], se=res["stderr"])
+
+
+@pytest.mark.parametrize("params,runs", EXACT_POINTS)
+def test_over_exact_at_alpha_t_zero(params, runs):
+    """Exact: within 4 standard errors (no approximation term).
+
+    Catches the leading order (6-44% low here) and the exact value off by +-1%.
+    """
+    ok, detail = exact_check("over", params, runs, seed=5)
+    assert ok, detail
 
 
 def test_over_exact_reduces_to_leading_for_large_p():
@@ -160,18 +198,23 @@ def test_over_exact_reduces_to_leading_for_large_p():
 
 
 UNDER_EXACT_POINTS = [
-    dict(p=30, m=40, n_t=5, n_v=25, n_r=10, alpha_t=0.0, alpha_r=0.2, sigma=1.0, nu=1.0, dist0=0.0),
-    dict(p=10, m=5, n_t=5, n_v=4, n_r=10, alpha_t=0.0, alpha_r=0.0, sigma=1.0, nu=2.0, dist0=0.0),
-    dict(p=8, m=3, n_t=3, n_v=5, n_r=6, alpha_t=0.0, alpha_r=0.3, sigma=0.5, nu=1.5, dist0=0.7),
+    # Figure 3 at alpha_t = 0, where the leading order is only 0.04% low: the variance-reduced
+    # sampler's s.e. (0.006%) separates them
+    (dict(p=30, m=40, n_t=5, n_v=25, n_r=10, alpha_t=0.0, alpha_r=0.2, sigma=1.0, nu=1.0, dist0=0.0), 20000),
+    (dict(p=10, m=5, n_t=5, n_v=4, n_r=10, alpha_t=0.0, alpha_r=0.0, sigma=1.0, nu=2.0, dist0=0.0), 160000),
+    (dict(p=8, m=3, n_t=3, n_v=5, n_r=6, alpha_t=0.0, alpha_r=0.3, sigma=0.5, nu=1.5, dist0=0.7), 160000),
 ]
 
 
-@pytest.mark.parametrize("params", UNDER_EXACT_POINTS)
-def test_under_exact_at_alpha_t_zero(params):
-    """Exact: within 4 standard errors of the simulation (no approximation term)."""
-    exact = _f(average_test_loss("under", "exact").expr)(*(params[s.name] for s in PARAMETERS))
-    res = sim.simulate(**params, runs=20000, seed=6)
-    assert abs(exact - res["mean"]) <= 4 * res["stderr"], (exact, res)
+@pytest.mark.parametrize("params,runs", UNDER_EXACT_POINTS)
+def test_under_exact_at_alpha_t_zero(params, runs):
+    """Exact: within 4 standard errors of the simulation (no approximation term).
+
+    Catches the leading order (0.04% low at params0, 14-18% low at the others) and the exact
+    value off by +-1% (params1, params2) or +-0.1% (params0).
+    """
+    ok, detail = exact_check("under", params, runs, seed=6)
+    assert ok, detail
 
 
 def test_under_exact_single_task_is_the_task_variance():

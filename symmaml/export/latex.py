@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from functools import lru_cache
 from typing import Any, Iterable
 
 import sympy as sp
@@ -117,7 +118,13 @@ def _add_terms(printer: LatexPrinter, expr, order=None):
     if memo is not None and key in memo:
         return memo[key]
     out = []
-    for i, term in enumerate(printer._as_ordered_terms(expr, order=order)):
+    terms = list(printer._as_ordered_terms(expr, order=order))
+    if len(terms) <= 3 and terms[0].could_extract_minus_sign():
+        # a short sum reads better with a positive term first: p - m n_v, not - m n_v + p
+        first = next((k for k, t in enumerate(terms) if not t.could_extract_minus_sign()), None)
+        if first is not None:
+            terms.insert(0, terms.pop(first))
+    for i, term in enumerate(terms):
         sign = "+"
         if i > 0 and term.could_extract_minus_sign():
             sign, term = "-", -term
@@ -265,6 +272,7 @@ class _WidthParser:
         return w
 
 
+@lru_cache(maxsize=65536)
 def visual_width(tex: str) -> float:
     """Estimated printed width of LaTeX math ``tex``, in units of an italic letter (~6 pt at 11 pt).
 
@@ -569,7 +577,16 @@ def _rule_line(step: Step) -> str:
     return r"{\small " + text + ".}"
 
 
-def _statement(d: Derivation, width: float, theorem: str | None, printer) -> list[str]:
+def _and_join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def where_text(refs, printer, math: str = "${}$") -> str:
+    """``$h$ (Step 31) and $\\ell_1$ (Step 35)``: named quantities and the steps defining them."""
+    return _and_join([math.format(printer.doprint(s)) + f" (Step {k})" for s, k in refs])
+
+
+def _statement(d: Derivation, lay, theorem: str | None, printer) -> list[str]:
     title = text_latex(d.title)
     out = []
     if theorem:  # the title goes in the body: a theorem head cannot break across lines
@@ -582,14 +599,22 @@ def _statement(d: Derivation, width: float, theorem: str | None, printer) -> lis
     facts.append(r"\emph{Order of approximation:} %s." % text_latex(d.order or "exact"))
     if d.assumptions:
         facts.append(r"\emph{Assumptions:} " + "; ".join(f"${a}$" for a in d.assumptions) + ".")
-    if d.statement:
-        facts.append(text_latex(d.statement))
     out.extend(_wrap_source(f) for f in facts)
-    if d.result is not None:
+    if lay.statement_rows:
         out.append("Then")
-        lhs = result_lhs(d)
-        chain = [lhs, d.result] if lhs is not None else [d.result]
-        out.append(align_block(display_rows(chain, width, printer)))
+        out.append(align_block(lay.statement_rows))
+        if lay.where_rows:
+            out.append("where")
+            out.append(align_block(lay.where_rows))
+        if lay.where_refs:
+            verb = "is" if len(lay.where_refs) == 1 else "are"
+            lead = "and" if lay.where_rows else "where"
+            out.append(_wrap_source(f"{lead} {where_text(lay.where_refs, printer)} {verb} defined in the "
+                                    "derivation below."))
+        elif lay.where_rows:
+            out.append(r"\par")
+    if d.statement:
+        out.append(_wrap_source(text_latex(d.statement)))
     if theorem:
         out.append(f"\\end{{{theorem}}}")
     else:
@@ -597,15 +622,50 @@ def _statement(d: Derivation, width: float, theorem: str | None, printer) -> lis
     return out
 
 
-def _step(k: int, step: Step, width: float, printer, first: int | None = None) -> list[str]:
-    """Step ``k``; ``first``: the earlier step that stated the same rule (it is not repeated)."""
-    rule_line = (r"{\small Rule: as in Step %d.}" % first) if first else _rule_line(step)
-    out = [r"\par\smallskip\noindent\textbf{Step %d} (%s).\ " % (k, text_latex(step.rule.name)),
+def step_numbers(group) -> str:
+    """``Step 7`` or ``Steps 7-12`` (an en dash in LaTeX)."""
+    a, b = group[0].number, group[-1].number
+    return f"Step {a}" if a == b else f"Steps {a}--{b}"
+
+
+def _step(group, printer) -> list[str]:
+    """A paragraph of steps applying one rule: the rule (stated at first use, else referred to),
+    the first step's note, and the displays ``lhs = before = after`` one after the other."""
+    view = group[0]
+    step = view.step
+    rule_line = (r"{\small Rule: as in Step %d.}" % view.first) if view.first else _rule_line(step)
+    out = [r"\par\smallskip\noindent\textbf{%s} (%s).\ " % (step_numbers(group), text_latex(step.rule.name)),
            _wrap_source(rule_line)]
     if step.note:
         out.append(_wrap_source(text_latex(step.note[:1].upper() + step.note[1:]) + "."))
-    chain = [x for x in (step.lhs, step.before, step.after) if x is not None]
-    out.append(align_block(display_rows(chain, width, printer)))
+    if len(group) == 1:
+        out.append(align_block(view.rows))
+    else:  # one display, each step's rows aligned on their own
+        blocks = ["\\begin{aligned}\n" + " \\\\\n".join(_wrap_source(r) for r in v.rows) + "\n\\end{aligned}"
+                  for v in group]
+        out.append("\\begin{gather*}\n" + " \\\\\n".join(blocks) + "\n\\end{gather*}")
+    return out
+
+
+def _appendix(lay) -> list[str]:
+    if not lay.appendix:
+        return []
+    out = [r"\par\medskip\noindent\textbf{Appendix: long expressions.}\ "
+           "The expressions the steps above refer to as (A.1), (A.2), ..., as the engine computed them.",
+           r"\begingroup\small"]
+    for e in lay.appendix:
+        if e.rows is not None:
+            rows = list(e.rows)
+            rows[0] = rows[0] + r" \tag{%s}" % e.label
+            out.append(r"\par\noindent From Step %d:" % e.step)
+            out.append(align_block(rows))
+        else:
+            name = e.name if isinstance(e.name, str) else expr_latex(e.name)
+            out.append(_wrap_source(
+                rf"\par\noindent ({e.label}) From Step {e.step}: ${name}$ is {text_latex(e.summary)}; too long "
+                "to print here, it is given in full, by powers of $\\alpha_t$, in the Markdown version of this "
+                "document."))
+    out.append(r"\par\endgroup")
     return out
 
 
@@ -613,45 +673,41 @@ def derivation_fragment(derivation: Derivation, *, width: float = DEFAULT_WIDTH,
                         theorem: str | None = None) -> str:
     r"""LaTeX to ``\input`` into a paper (needs only ``amsmath`` and ``amssymb``).
 
-    A statement (title, regime, order of approximation, assumptions, the result), then the
-    numbered steps: each names its rule (statement, conditions, reference in small text),
-    its note, and shows ``lhs = before = after`` broken over aligned lines of at most
-    ``width`` printed units (see :func:`break_lines`; the default suits a 16 cm text width
-    at 11 pt, use about 34 for a two-column paper).  ``theorem`` names a theorem-like
-    environment for the statement (the document defines ``result``); by default a bold
-    paragraph heading is used so the fragment needs no preamble of its own.  The fragment
-    is a group with ``\allowdisplaybreaks`` and ``\sloppy``, so long steps can break across
-    pages without changing the host document's settings.
+    A statement (title, regime, order of approximation, assumptions, the result in compact form
+    and the named quantities it uses), then the numbered steps: each names its rule (statement,
+    conditions, reference in small text, stated at its first use), its note, and shows
+    ``lhs = before = after`` broken over aligned lines of at most ``width`` printed units (see
+    :func:`break_lines`; the default suits a 16 cm text width at 11 pt, use about 34 for a
+    two-column paper), then an appendix of the long expressions (see
+    :mod:`symmaml.export.layout`).  ``theorem`` names a theorem-like environment for the
+    statement (the document defines ``result``); by default a bold paragraph heading is used so
+    the fragment needs no preamble of its own.  The fragment is a group with
+    ``\allowdisplaybreaks`` and ``\sloppy``, so long steps can break across pages without
+    changing the host document's settings.
     """
+    from .layout import layout
+
     d = derivation
     out = [f"% {d.title}",
            "% generated by symmaml (symmaml.export.latex); requires amsmath, amssymb",
            r"\begingroup\allowdisplaybreaks\sloppy"]
     printer = SymmamlLatexPrinter(memo=True)
-    out.extend(_statement(d, width, theorem, printer))
+    lay = layout(d, width, printer)
+    out.extend(_statement(d, lay, theorem, printer))
     out.append(r"\par\noindent\emph{Derivation} (%d steps)." % len(d.steps))
-    for k, (step, first) in enumerate(zip(d.steps, earlier_statement(d.steps)), 1):
-        out.extend(_step(k, step, width, printer, first))
+    for group in lay.groups:
+        out.extend(_step(group, printer))
+    out.extend(_appendix(lay))
     out.append(r"\par\endgroup")
     return "\n".join(out) + "\n"
 
 
-def _rules_section(d: Derivation) -> list[str]:
-    out = [r"\section*{Rules used}", r"\begingroup\sloppy", r"\begin{description}"]
-    for rule in d.rules:
-        item = rf"\item[{text_latex(rule.name)}] ${rule.statement}$"
-        if rule.conditions:
-            item += "; when " + ", ".join(f"${c}$" for c in rule.conditions)
-        if rule.reference:
-            item += f". {text_latex(rule.reference)}"
-        out.append(_wrap_source(item + "."))
-    out.append(r"\end{description}")
-    out.append(r"\par\endgroup")
-    return out
-
-
 def derivation_document(derivation: Derivation, *, width: float = DEFAULT_WIDTH) -> str:
-    """A standalone ``article`` (amsmath, amssymb, geometry) that compiles with pdflatex."""
+    """A standalone ``article`` (amsmath, amssymb, geometry) that compiles with pdflatex.
+
+    Each rule is stated where it is first applied (later steps refer to that step), so the
+    document has no separate list of rules.
+    """
     d = derivation
     out = [
         "% generated by symmaml (symmaml.export.latex)",
@@ -667,6 +723,5 @@ def derivation_document(derivation: Derivation, *, width: float = DEFAULT_WIDTH)
         r"\maketitle",
         derivation_fragment(d, width=width, theorem="result").rstrip("\n"),
     ]
-    out.extend(_rules_section(d))
     out.append(r"\end{document}")
     return "\n".join(out) + "\n"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sympy as sp
 
 from ..derivation import Derivation
-from ..rmt import expectation, expect
+from ..rmt import expectation
 from ..symbols import alpha_r, sigma
 from .model import MetaTestTask, w0
 from .rules import ADAPTATION, WICK
@@ -38,6 +38,8 @@ def adaptation_average(derivation: Derivation | None = None) -> sp.Expr:
     value = expectation(half_sq)
     value = sp.expand(value.subs(sp.Trace(_a.T * _a), ERROR))
     value = sigma**2 / 2 + sp.collect(value, ERROR, sp.factor)
-    d.add(WICK, sigma**2 / 2 + expect(half_sq), value, lhs=sp.Symbol(r"\mathbb{E}_{w,D_r}\mathcal{L}_{\mathrm{test}}"),
+    # the average of the expression of the step above (not repeated: it is long)
+    d.add(WICK, sp.Symbol(r"\tfrac{\sigma^2}{2} + \mathbb{E}_{w,D_r}\big[\tfrac12\lVert w - \theta_r\rVert^2\big]"), value,
+          lhs=sp.Symbol(r"\mathbb{E}_{w,D_r}\mathcal{L}_{\mathrm{test}}"),
           note=r"exact average over $w$, $X_r$, $z_r$; $\lVert a\rVert^2 = \lVert\omega^\star - w_0\rVert^2$")
     return value

@@ -56,14 +56,14 @@ LEAVE_ONE_TASK_OUT = Rule(
     r"(G^{-1})_{ii} = \big(X_v^{(i)}A_i Q A_i X_v^{(i)\top}\big)^{-1},\quad Q = I - P_{-i}"
     r"\ \text{Haar projection of rank } r = p - m n_v + n_v \text{ independent of task } i",
     conditions=(r"p > m n_v", r"\text{tasks independent}", r"Z_{-i} \overset{d}{=} Z_{-i}O\ \forall O\in O(p)"),
-    reference="Schur complement of G = ZZ^T; rotational invariance of the other tasks' design (exact)",
+    reference=r"Schur complement of $G = ZZ^{\top}$; rotational invariance of the other tasks' design (exact)",
 )
 HAAR_PROJECTION_MOMENTS = Rule(
     "moments of a Haar projection",
     r"\mathbb{E}Q_{ij}Q_{kl} = a\,\delta_{ij}\delta_{kl} + b(\delta_{ik}\delta_{jl} + \delta_{il}\delta_{jk}),"
     r"\ b = \tfrac{r(p-r)}{p(p+2)(p-1)},\ a = \tfrac{r}{p} - (p+1)b",
     conditions=(r"Q \text{ Haar-distributed projection of rank } r",),
-    reference="solved from O(p) invariance, tr Q = r and Q^2 = Q (Weingarten, degree 2)",
+    reference=r"solved from $O(p)$ invariance, $\operatorname{tr}Q = r$ and $Q^2 = Q$ (Weingarten, degree 2)",
 )
 ROW_SCHUR_INTEGRAL = Rule(
     "one query row at a time (exact)",
@@ -78,14 +78,15 @@ OTHER_ROWS_MEAN = Rule(
     "other query rows by their mean quadratic forms",
     r"\frac{\det YBY^{\top}}{\det YB(I+2sB)^{-1}Y^{\top}} \to \left[\frac{\operatorname{tr}B}{\operatorname{tr}B(I+2sB)^{-1}}\right]^{n_v-1}",
     conditions=(r"\text{exact for } n_v = 1 \text{ and when } B \text{ is a projection}",),
-    reference="approximation: each of the other n_v - 1 rows of X_v enters through the mean of its quadratic forms",
+    reference=r"approximation: each of the other $n_v - 1$ rows of $X_v$ enters through the mean of its quadratic forms",
 )
 LOG_DET_SELF_AVERAGING = Rule(
     "self-averaging of the log-determinant",
     r"\mathbb{E}_B\,e^{-\frac12\operatorname{tr}\log(I+2sB)}\,(\ldots) \to e^{-\frac12\int\log(1+2s\lambda)\,d\rho_B(\lambda)}\,(\ldots),"
     r"\quad \rho_B = \mathbb{E}\textstyle\sum_{\lambda_k(B) > 0}\delta_{\lambda_k}",
     conditions=(r"\text{exact when } B \text{ is a projection } (\alpha_t = 0)",),
-    reference="approximation: the inner-step and projection randomness of B enters through its mean spectral measure (measured: 0.2-0.4% at Figure 2 and m n_v/p = 0.3)",
+    reference=(r"approximation: the inner-step and projection randomness of $B$ enters through its mean spectral "
+               r"measure (measured: 0.2-0.4% at Figure 2 and at $m n_v/p = 0.3$)"),
 )
 TWO_NODE_GAUSS = Rule(
     "two-node Gauss quadrature of the mean spectral measure",
@@ -106,12 +107,12 @@ LINEAR_PROJECTION = Rule(
 INNER_STEP_MOMENTS = Rule(
     "moments of the inner-step matrix",
     r"A = I - \tfrac{\alpha_t}{n_t}W,\ W \sim \mathcal{W}_p(n_t, I):\ \mathbb{E}\prod_j\operatorname{tr}A^{k_j} \text{ by binomial expansion}",
-    reference="Wishart trace moments by Wick contraction (symmaml.rmt.wishart_trace_moment)",
+    reference="Wishart trace moments by Wick contraction (the engine, exact)",
 )
 NOISE_COVARIANCE = Rule(
     "task noise covariance",
     r"C_i = \sigma^2 I + X_v^{(i)}M_iX_v^{(i)\top},\ M_i = \tfrac{\alpha_t\sigma^2}{n_t}(I - A_i) + \tfrac{\nu^2}{p}A_i^2",
-    reference=r"C_1 (engine); \tfrac{\alpha_t^2}{n_t^2}W = \tfrac{\alpha_t}{n_t}(I - A)",
+    reference=r"$C_1$ as the engine computes it, with $\tfrac{\alpha_t^2}{n_t^2}W = \tfrac{\alpha_t}{n_t}(I - A)$",
 )
 
 
@@ -191,9 +192,10 @@ def over_corrected_error(d: Derivation | None = None) -> tuple[sp.Expr, tuple]:
     d.add(HAAR_PROJECTION_MOMENTS, sp.Symbol("b"), factor(b))
     mo = _a_moments()
     t1, t2, t3, t4, t21, t22 = (mo[k] for k in ("t1", "t2", "t3", "t4", "t21", "t22"))
-    for k, v in mo.items():
-        d.add(INNER_STEP_MOMENTS, sp.Symbol(rf"\mathbb{{E}}\,{k}"), sp.collect(v, alpha_t, sp.factor),
-              note=r"$t_k = \operatorname{tr}A^k$, $t_{21} = \operatorname{tr}A^2\operatorname{tr}A$, $t_{22} = (\operatorname{tr}A^2)^2$")
+    for j, (k, v) in enumerate(mo.items()):
+        d.add(INNER_STEP_MOMENTS, sp.Symbol(rf"\mathbb{{E}}\,t_{{{k[1:]}}}"), sp.collect(v, alpha_t, sp.factor),
+              note=(r"$t_k = \operatorname{tr}A^k$, $t_{21} = \operatorname{tr}A^2\operatorname{tr}A$, "
+                    r"$t_{22} = (\operatorname{tr}A^2)^2$") if j == 0 else "")
     c1 = alpha_t * sigma**2 / n_t
     c2 = nu**2 / p
     d.add(NOISE_COVARIANCE, sp.Symbol("M"), sp.Symbol("c_1(I - A) + c_2A^2"),
@@ -248,7 +250,7 @@ def over_corrected_error(d: Derivation | None = None) -> tuple[sp.Expr, tuple]:
     beta = (e_trB_trM + (n_v + 1) * e_trBM - tau * e_trM) / (e_trB_sq + (n_v + 1) * e_trB2 - tau**2)
     d.add(WICK, expect(sp.Symbol(r"\operatorname{tr}(H X_vMX_v^{\top})")),
           n_v * sp.Symbol(r"\mathbb{E}\operatorname{tr}B\operatorname{tr}M") + n_v * (n_v + 1) * sp.Symbol(r"\mathbb{E}\operatorname{tr}BM"),
-          note="Gaussian average over the query inputs X_v given A and Q")
+          note=r"Gaussian average over the query inputs $X_v$ given $A$ and $Q$")
     d.add(LINEAR_PROJECTION, sp.Symbol(r"\beta"), beta)
     d.add(SUBSTITUTE, expect(sp.Symbol(r"\operatorname{tr}(G^{-1}C)")),
           sp.Symbol(r"m\big[\sigma^2h + \beta n_v + (\mathbb{E}\operatorname{tr}M - \beta\tau)h\big]"))
@@ -256,7 +258,12 @@ def over_corrected_error(d: Derivation | None = None) -> tuple[sp.Expr, tuple]:
     slope = _compact(m * (sigma**2 + e_trM - beta * tau))
     offset = _compact(m * beta * n_v)
     noise = slope * h + offset
-    d.add(ALGEBRA, sp.Symbol(r"m\,(\ldots)"), noise, note="each coefficient over a common denominator, numerator and denominator factored")
+    # the coefficient of h and the constant term, named for the documents (the result is written in
+    # their values): E tr(G^{-1}C) = l_1 h + l_0
+    d.add(ALGEBRA, sp.Symbol(r"m\big(\sigma^2 + \mathbb{E}\operatorname{tr}M - \beta\tau\big)"), slope,
+          lhs=sp.Symbol(r"\ell_1"), note=(r"so $\mathbb{E}\operatorname{tr}(G^{-1}C) = \ell_1h + \ell_0$; each over "
+                                          r"a common denominator, numerator and denominator factored"))
+    d.add(ALGEBRA, sp.Symbol(r"m\,\beta\,n_v"), offset, lhs=sp.Symbol(r"\ell_0"))
     return noise, tuple(d.definitions)
 
 
@@ -272,10 +279,9 @@ def derive_over_corrected() -> tuple[sp.Expr, Derivation, tuple, str]:
     d = Derivation(
         "Average test loss of one-step MAML, overparameterised regime, finite-size corrected",
         order=("corrected (exact leave-one-task-out reduction; each task's Gram block averaged one query row "
-               "at a time, through the mean spectrum of B)"),
+               "at a time, through the mean spectrum of $B$)"),
         regime="over",
         assumptions=(r"p > m n_v + 1", SOLUTION_OVER),
-        statement=r"with $h$ and the quantities it uses defined in the steps below",
     )
     linearise(d)
     proj_mean = over_error_decomposition(d)

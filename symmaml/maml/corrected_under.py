@@ -48,7 +48,7 @@ from ..algebra import factor
 from ..derivation import Derivation, Rule
 from ..rmt import expect, expectation
 from ..symbols import alpha_t, m, n_t, n_v, nu, p, sigma
-from .corrected import NOISE_COVARIANCE, tr_a_moment
+from .corrected import INNER_STEP_MOMENTS, NOISE_COVARIANCE, tr_a_moment
 from .exact import under_exact_error
 from .leading import _finish, under_error_decomposition
 from .meta_training import TASK, linearise, record_conditional, task_noise_covariance
@@ -85,49 +85,52 @@ LEAVE_ONE_TASK_OUT_UNDER = Rule(
     "leave one task out (Woodbury)",
     r"Z_iS^{-1} = (I + T_i)^{-1}Z_iR,\quad R = S_{-i}^{-1},\ T_i = Z_iRZ_i^{\top}",
     conditions=(r"p \le (m-1) n_v", r"\text{tasks independent and exchangeable}"),
-    reference="Sherman-Morrison-Woodbury identity for S = S_{-i} + Z_i^T Z_i (exact)",
+    reference=r"Sherman-Morrison-Woodbury identity for $S = S_{-i} + Z_i^{\top}Z_i$ (exact)",
 )
 OTHER_TASKS_ISOTROPIC = Rule(
     "other tasks isotropic",
     r"R \to r\,I,\ R^2 \to r_2\,I \text{ inside the own task's averages},\quad r = \tfrac{1}{p}\mathbb{E}\operatorname{tr}R,\ r_2 = \tfrac{1}{p}\mathbb{E}\operatorname{tr}R^2",
     conditions=(r"R \text{ independent of task } i \text{ and rotation invariant in law}",),
-    reference="approximation: drops the coupling of the other tasks' fluctuations to the own task (their mean effect is kept through r, r_2)",
+    reference=(r"approximation: drops the coupling of the other tasks' fluctuations to the own task (their mean "
+               r"effect is kept through $r$ and $r_2$)"),
 )
 GAUSS_QUADRATURE = Rule(
     "two-node Gauss quadrature of a spectral measure",
     r"\int\frac{d\rho(\lambda)}{1 + r\lambda} \approx \frac{\mu_0 - (b\mu_0 + \mu_1)r}{1 - br + cr^2},\quad"
     r" b = \frac{\mu_1\mu_2 - \mu_0\mu_3}{\mu_0\mu_2 - \mu_1^2},\ c = \frac{\mu_1\mu_3 - \mu_2^2}{\mu_0\mu_2 - \mu_1^2}",
     conditions=(r"\rho \ge 0 \text{ with moments } \mu_0, \dots, \mu_3",),
-    reference="the nodes are the roots of x^2 + bx + c (orthogonal polynomial of degree 2); equals the [1/2] Pade approximant of the Stieltjes transform; exact for two-atom measures",
+    reference=(r"the nodes are the roots of $x^2 + bx + c$ (the orthogonal polynomial of degree 2); it equals the "
+               r"$[1/2]$ Pade approximant of the Stieltjes transform and is exact for two-atom measures"),
 )
 SELF_CONSISTENCY = Rule(
     "exact identities of the leave-one-out form",
     r"p = m\,\mathbb{E}\operatorname{tr}T(I+T)^{-1},\quad"
     r"\mathbb{E}\operatorname{tr}R = \mathbb{E}\operatorname{tr}(I+T)^{-1}ZR^2Z^{\top} + m\,\mathbb{E}\operatorname{tr}(I+T)^{-1}ZR^2Z^{\top}(I+T)^{-1}",
-    reference="tr(S^{-1}S) = p; tr S^{-1} by Woodbury from tr S_{-i}^{-1}, and as sum_i tr(S^{-1}Z_i^T Z_i S^{-1}) (exact)",
+    reference=(r"$\operatorname{tr}(S^{-1}S) = p$; $\operatorname{tr}S^{-1}$ by Woodbury from $\operatorname{tr}S_{-i}^{-1}$, "
+               r"and as $\sum_i\operatorname{tr}(S^{-1}Z_i^{\top}Z_iS^{-1})$ (exact)"),
 )
 QUADRATIC = Rule(
     "the self-consistency equation as a quadratic",
     r"p = m\,r\,S_1(r) \iff q_ar^2 + q_br - p = 0,\quad r = \frac{2p}{q_b + \sqrt{q_b^2 + 4pq_a}}",
-    reference="clearing the denominator 1 - br + cr^2 of the quadrature; the root written without cancellation",
+    reference=r"clearing the denominator $1 - br + cr^2$ of the quadrature; the root written without cancellation",
 )
 SPECTRAL_FORM = Rule(
     "spectral form of the own task's averages",
     r"L = ZZ^{\top} = X_vA^2X_v^{\top}:\ \mathbb{E}\operatorname{tr}\,f(rL)L = \int \frac{d\rho(\lambda)}{\ldots},"
     r"\ d\rho = \mathbb{E}\textstyle\sum_k \delta_{\lambda_k}\lambda_k\ (\text{or } c_k\lambda_k,\ c_k = u_k^{\top}Cu_k)",
-    reference="with R -> r I the own task enters through the eigenpairs (lambda_k, u_k) of L only",
+    reference=r"with $R \to rI$ the own task enters through the eigenpairs $(\lambda_k, u_k)$ of $L$ only",
 )
 
 ANCHOR_AT_EXACT = Rule(
-    "anchoring at the exact alpha_t = 0 result",
+    r"anchoring at the exact $\alpha_t = 0$ result",
     r"\mathbb{E}\lVert\omega^\star - w_0\rVert^2 \approx m\,r_2F\,\eta,\quad"
     r"\eta = \frac{\mathbb{E}\lVert\omega^\star - w_0\rVert^2\big|_{\alpha_t = 0}}{m\,r_2F\big|_{\alpha_t = 0}}",
     conditions=(r"\text{an exact result at } \alpha_t = 0 \ (p < m n_v - 1)",),
-    reference=("approximation: the closure's relative error is taken independent of alpha_t, and removed "
-               "where it is known exactly; measured at m n_v/p = 2.4-2.7, alpha_t in [-0.4, 0.4]: the "
-               "closure alone 1.5-3.1% below simulation, anchored within 0.3% (6,000 runs, s.e. 0.13-0.25%); "
-               "it wears off as the inner step broadens (at |alpha_t| p/n_t = 2: anchored 1.1-2.2% above, "
-               "the closure alone 0.8-1.1% below, leading 7.5-10% below)"),
+    reference=(r"approximation: the closure's relative error is taken independent of $\alpha_t$, and removed "
+               r"where it is known exactly; measured at $m n_v/p = 2.4$-$2.7$, $\alpha_t \in [-0.4, 0.4]$: the "
+               r"closure alone 1.5-3.1% below simulation, anchored within 0.3% (6,000 runs, s.e. 0.13-0.25%); "
+               r"it wears off as the inner step broadens (at $|\alpha_t| p/n_t = 2$: anchored 1.1-2.2% above, "
+               r"the closure alone 0.8-1.1% below, leading 7.5-10% below)"),
 )
 
 _A = sp.MatrixSymbol("A", p, p)
@@ -174,8 +177,9 @@ def _a_power(word) -> int:
 
 
 @lru_cache(maxsize=None)
-def own_task_moments() -> tuple[tuple, tuple]:
-    """``(E tr L^k, E tr(C L^k))`` for k = 1..K: exact polynomials in the parameters (``Poly``)."""
+def _own_task_traces() -> tuple[tuple, tuple]:
+    """``(E_X tr L^k, E_X tr(C L^k))`` for k = 1..K averaged over the query inputs only: polynomials in
+    traces of powers of the fixed inner-step matrix A."""
     X = TASK.X_v
     I = sp.Identity(p)
     L = X * _A * _A * X.T
@@ -185,9 +189,32 @@ def own_task_moments() -> tuple[tuple, tuple]:
     for k in range(1, K + 1):
         lk = expectation(sp.Trace(L**k))
         ck = expectation(sp.Trace(XMX * L**k))
-        plain.append(_a_average(lk))
-        weighted.append(_a_average(sigma**2 * lk + ck))
+        plain.append(lk)
+        weighted.append(sigma**2 * lk + ck)
     return tuple(plain), tuple(weighted)
+
+
+@lru_cache(maxsize=None)
+def own_task_moments() -> tuple[tuple, tuple]:
+    """``(E tr L^k, E tr(C L^k))`` for k = 1..K: exact polynomials in the parameters (``Poly``)."""
+    plain, weighted = _own_task_traces()
+    return tuple(_a_average(x) for x in plain), tuple(_a_average(x) for x in weighted)
+
+
+def _in_traces(expr) -> sp.Expr:
+    """A polynomial in traces of powers of A, one term per product of traces, coefficients factored
+    (how the documents show the moments before the average over A)."""
+    expr = sp.expand(expr.xreplace({sp.Transpose(_A): _A}))
+    grouped: dict = {}
+    for term in sp.Add.make_args(expr):
+        coeff, traces = sp.S.One, sp.S.One
+        for piece in sp.Mul.make_args(term):
+            if piece.has(sp.Trace):
+                traces *= piece
+            else:
+                coeff *= piece
+        grouped[traces] = grouped.get(traces, 0) + coeff
+    return sp.Add(*(factor(grouped[t]) * t for t in sorted(grouped, key=sp.default_sort_key)))
 
 
 def _by_powers(poly: sp.Poly) -> sp.Expr:
@@ -242,15 +269,25 @@ def under_corrected_error(d: Derivation) -> tuple[sp.Expr, tuple]:
     d.add(SPECTRAL_FORM, expect(sp.Symbol(r"\operatorname{tr}\,L(I+rL)^{-1}")), sp.Symbol(r"\int\frac{d\rho(\lambda)}{1+r\lambda}"),
           note=r"$\rho$ has moments $\mu_j = \mathbb{E}\operatorname{tr}L^{j+1}$; the $C$-weighted measure has moments $\kappa_j = \mathbb{E}\operatorname{tr}CL^{j+1}$")
     plain, weighted = own_task_moments()
+    traces_plain, traces_weighted = _own_task_traces()
     mu = sp.symbols(r"\mu_0:4")
     kappa = sp.symbols(r"\kappa_0:4")
     define = d.define
-    note = (r"Wick contraction over $X_v$ with $A$ fixed, then $\mathbb{E}\prod_j\operatorname{tr}A^{k_j}$ "
-            r"for $A = I - \tfrac{\alpha_t}{n_t}W$ (Wishart trace moments); by powers of $\alpha_t$")
+    X = TASK.X_v
+    L = sp.MatrixSymbol("L", X.shape[0], X.shape[0])
+    C = sp.MatrixSymbol("C", X.shape[0], X.shape[0])
+    for j in range(K):  # first over the query inputs with A fixed, then over A
+        d.add(WICK, expect(sp.Trace(L**(j + 1))), expect(_in_traces(traces_plain[j])), lhs=mu[j],
+              note=(r"Wick contraction over $X_v$ with $A$ fixed: a polynomial in traces of powers of $A$, "
+                    r"averaged over $A$ below") if j == 0 else "")
     for j in range(K):
-        define(mu[j], _by_powers(plain[j]), WICK, note if j == 0 else "")
+        d.add(WICK, expect(sp.Trace(C * L**(j + 1))), expect(_in_traces(traces_weighted[j])), lhs=kappa[j])
+    note = (r"$\mathbb{E}\prod_j\operatorname{tr}A^{k_j}$ for $A = I - \tfrac{\alpha_t}{n_t}W$ by the binomial "
+            r"expansion and the Wishart trace moments of $W$; by powers of $\alpha_t$")
     for j in range(K):
-        define(kappa[j], _by_powers(weighted[j]), WICK)
+        define(mu[j], _by_powers(plain[j]), INNER_STEP_MOMENTS, note if j == 0 else "")
+    for j in range(K):
+        define(kappa[j], _by_powers(weighted[j]), INNER_STEP_MOMENTS)
     r, r2, F = sp.Symbol("r"), sp.Symbol("r_2"), sp.Symbol("F")
     b, c = sp.symbols("b c")
     bk, ck = sp.Symbol(r"b_\kappa"), sp.Symbol(r"c_\kappa")
@@ -312,10 +349,9 @@ def derive_under_corrected() -> tuple[sp.Expr, Derivation, tuple, str]:
     d = Derivation(
         "Average test loss of one-step MAML, underparameterised regime, finite-size corrected",
         order=("corrected (exact leave-one-task-out identities; other tasks isotropic; two-node Gauss quadrature "
-               "of the own task's spectrum; anchored at the exact alpha_t = 0 result)"),
+               r"of the own task's spectrum; anchored at the exact $\alpha_t = 0$ result)"),
         regime="under",
         assumptions=(r"p < m n_v - 1", SOLUTION_UNDER),
-        statement=r"with $r$, $r_2$, $F$, $\eta$ and the quantities they use defined in the steps below",
     )
     linearise(d)
     under_error_decomposition(d)

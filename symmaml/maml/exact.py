@@ -51,8 +51,8 @@ ROTATION_SPLIT = Rule(
 
 def derive_over_exact() -> tuple[sp.Expr, Derivation]:
     d = Derivation(
-        "Average test loss of multi-task pre-training (alpha_t = 0), overparameterised regime",
-        order="exact (finite p, m, n_v)",
+        r"Average test loss of multi-task pre-training ($\alpha_t = 0$), overparameterised regime",
+        order="exact (finite $p$, $m$, $n_v$)",
         regime="over",
         assumptions=(r"p > m n_v + 1", r"\alpha_t = 0",
                      SOLUTION_OVER),
@@ -79,7 +79,7 @@ def derive_over_exact() -> tuple[sp.Expr, Derivation]:
     d.add(SCHUR_COMPLEMENT, sp.Symbol(r"\operatorname{tr}\big((G^{-1})_{11}G_{11}\big)"),
           sp.Symbol(r"\operatorname{tr}\big((VV^{\top})^{-1}(UU^{\top} + VV^{\top})\big)"))
     uu = identity_multiple(expectation(U * U.T), n_v)
-    d.add(WICK, expect(U * U.T), uu * sp.Identity(n_v), note="U is independent of V")
+    d.add(WICK, expect(U * U.T), uu * sp.Identity(n_v), note="$U$ is independent of $V$")
     inv_v = inverse_wishart_moment(p - N + n_v, n_v)
     d.add(INVERSE_WISHART_MEAN, expect(sp.Symbol(r"(VV^{\top})^{-1}")), inv_v * sp.Identity(n_v),
           note=r"$VV^{\top} \sim \mathcal{W}_{n_v}(p - m n_v + n_v, I)$")
@@ -88,7 +88,7 @@ def derive_over_exact() -> tuple[sp.Expr, Derivation]:
           block, note=r"$\mathbb{E}\operatorname{tr}\big((VV^{\top})^{-1}UU^{\top}\big) = \operatorname{tr}\big(\mathbb{E}(VV^{\top})^{-1}\,\mathbb{E}\,UU^{\top}\big)$")
     variability = factor(gram_coef * m * block)
     d.add(SUBSTITUTE, expect(sp.Symbol(r"\frac{\nu^2}{p}\sum_i\operatorname{tr}\big((G^{-1})_{ii}G_{ii}\big)")),
-          variability, note="m exchangeable task blocks")
+          variability, note="$m$ exchangeable task blocks")
     error_mean = proj_mean + noise + variability
     d.add(SUBSTITUTE, sp.Symbol(r"\mathbb{E}\lVert\omega^\star - w_0\rVert^2"), error_mean)
     return _finish(d, error_mean), d
@@ -106,7 +106,7 @@ HAAR_FOURTH_MOMENTS = Rule(
     r"\mathbb{E}u_{11}^4 = \tfrac{3}{N(N+2)},\ \mathbb{E}u_{11}^2u_{12}^2 = \mathbb{E}u_{11}^2u_{21}^2 = \tfrac{1}{N(N+2)},"
     r"\ \mathbb{E}u_{11}u_{12}u_{21}u_{22} = -\tfrac{1}{N(N-1)(N+2)}",
     conditions=(r"U \text{ Haar on } O(N)",),
-    reference="Weingarten calculus for O(N), degree 2 (Collins and Sniady, Commun. Math. Phys. 264, 2006)",
+    reference="Weingarten calculus for $O(N)$, degree 2 (Collins and Sniady, Commun. Math. Phys. 264, 2006)",
 )
 SCALE_INDEPENDENCE = Rule(
     "independence of scale and shape",
@@ -119,8 +119,8 @@ SCALE_INDEPENDENCE = Rule(
 
 def derive_under_exact() -> tuple[sp.Expr, Derivation]:
     d = Derivation(
-        "Average test loss of multi-task pre-training (alpha_t = 0), underparameterised regime",
-        order="exact (finite p, m, n_v)",
+        r"Average test loss of multi-task pre-training ($\alpha_t = 0$), underparameterised regime",
+        order="exact (finite $p$, $m$, $n_v$)",
         regime="under",
         assumptions=(r"p < m n_v - 1", r"\alpha_t = 0", SOLUTION_UNDER),
     )

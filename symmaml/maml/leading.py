@@ -69,7 +69,7 @@ def over_error_decomposition(d: Derivation) -> sp.Expr:
           note=r"with $\delta_0 = \omega_0 - w_0$; the cross term vanishes: $(I - Z^{\top}G^{-1}Z)Z^{\top} = 0$")
     proj_mean = dist0 - expected_projection(N, p) * dist0
     d.add(PROJECTION, expect(_D0.T * _D0 - projection), proj_mean,
-          note=r"$\lVert\delta_0\rVert^2 = \lVert\omega_0 - w_0\rVert^2$, the parameter dist0")
+          note=r"$\lVert\delta_0\rVert^2 = \lVert\omega_0 - w_0\rVert^2$, the only way $\omega_0$ and $w_0$ enter")
     d.add(TRACE_TRICK, noise, sp.Trace(G.I * e * e.T))
     return proj_mean
 
@@ -77,7 +77,7 @@ def over_error_decomposition(d: Derivation) -> sp.Expr:
 def derive_over_leading() -> tuple[sp.Expr, Derivation]:
     d = Derivation(
         "Average test loss of one-step MAML, overparameterised regime",
-        order="leading order in 1/p (Gram matrix replaced by its mean)",
+        order="leading order in $1/p$ (Gram matrix replaced by its mean)",
         regime="over",
         assumptions=(r"p > m n_v", SOLUTION_OVER),
     )
@@ -113,7 +113,7 @@ def under_error_decomposition(d: Derivation):
 def derive_under_leading() -> tuple[sp.Expr, Derivation]:
     d = Derivation(
         "Average test loss of one-step MAML, underparameterised regime",
-        order="leading order in 1/p (Gram matrix replaced by its mean)",
+        order="leading order in $1/p$ (Gram matrix replaced by its mean)",
         regime="under",
         assumptions=(r"p < m n_v", SOLUTION_UNDER),
     )

@@ -671,7 +671,7 @@ def _header(loss: Result, wrt_sym, method_hint: str) -> Derivation:
     name = _latex_name(wrt_sym)
     regime_word = {"over": "overparameterised", "under": "underparameterised"}.get(loss.regime, loss.regime)
     return Derivation(
-        f"Optimal {wrt_sym.name} of one-step MAML, {regime_word} regime",
+        f"Optimal ${name}$ of one-step MAML, {regime_word} regime",
         order=loss.derivation.order,
         regime=loss.regime,
         assumptions=tuple(loss.derivation.assumptions),

@@ -58,7 +58,7 @@ HAAR_PROJECTION_WEINGARTEN = Rule(
                r"\prod_j\operatorname{tr}D^{\lambda_j}"),
     conditions=(r"Q = O\operatorname{diag}(I_r, 0)O^{\top},\ O \text{ Haar on } O(p)",
                 r"D = D^{\top} \in \mathbb{R}^{p\times p} \text{ fixed}"),
-    reference=("O(p) invariance: E Q^{\\otimes k} in the span of pairings; coefficients from the Gram "
+    reference=(r"$O(p)$ invariance: $\mathbb{E}\,Q^{\otimes k}$ in the span of pairings; coefficients from the Gram "
                "system of the pairings (Weingarten calculus, Collins and Sniady 2006)"),
 )
 
