@@ -264,13 +264,15 @@ class NumericFunction:
             raise ValueError(f"ignore: unknown parameter(s) {', '.join(unknown)}")
         self.ignored = tuple(n for n in names if n in ignore)
         known = set(symbols)
+        self.derived = tuple(parameters.derived)
+        owned = lambda s: any(dv.owns_symbol(s) for dv in self.derived)  # noqa: E731
         extra = []
         for sym, value in self.definitions:
             if sym in known:
                 raise ValueError(f"{self.name}: {sym} is defined twice, or is a parameter")
-            extra += sorted(s.name for s in value.free_symbols if s not in known)
+            extra += sorted(s.name for s in value.free_symbols if s not in known and not owned(s))
             known.add(sym)
-        extra += sorted((s.name for s in self.expr.free_symbols if s not in known))
+        extra += sorted((s.name for s in self.expr.free_symbols if s not in known and not owned(s)))
         for c in self.conditions:
             extra += sorted(s.name for s in c.free_symbols if s not in symbols)
         if extra:
@@ -278,22 +280,61 @@ class NumericFunction:
         everything = self.expr.free_symbols.union(*(v.free_symbols for _, v in self.definitions))
         self.used = tuple(s for s in symbols if s in everything)
         self.checked = tuple(n for n in names if n not in self.ignored)
+        #: the derived inputs (e.g. ``spectrum``) this expression needs
+        self.derived_used = tuple(dv for dv in self.derived
+                                  if dv.owns(self.expr) or any(dv.owns(v) for _, v in self.definitions))
+        self._forms: dict = {}
         params = []
         for n in names:
             default = parameters.defaults.get(n, None if n in self.ignored else inspect.Parameter.empty)
             params.append(inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=default))
+        for dv in self.derived:
+            default = inspect.Parameter.empty if dv in self.derived_used else None
+            params.append(inspect.Parameter(dv.name, inspect.Parameter.KEYWORD_ONLY, default=default))
         self.signature = inspect.Signature(params)
         self.__signature__ = self.signature
         self.__name__ = "numeric_function"
         self.__doc__ = f"{self.name}: {self.expr}"
         self._conditions = [self._compile_condition(c, t) for c, t in zip(self.conditions, self._condition_texts)]
         self._cache: dict = {}
-        self._mp = None
-        self._jax = None
-        if backend == "jax":
-            self._jax_fn()  # fail early and clearly if jax is missing
-        elif backend == "mpmath":
-            self._mp_fn()
+        self._mp: dict = {}
+        self._jax: dict = {}
+        if not self.derived_used:  # compile now (a derived input's form depends on its value)
+            if backend == "jax":
+                self._jax_fn(())  # fail early and clearly if jax is missing
+            elif backend == "mpmath":
+                self._mp_fn(())
+
+    # -- derived inputs ---------------------------------------------------------------
+    def _form(self, dkey: tuple):
+        """``(expr, defs, used)`` for the values of the derived inputs summarised by ``dkey``: spectral
+        means written out over the levels; ``used`` the parameters, then the derived symbols."""
+        form = self._forms.get(dkey)
+        if form is None:
+            expr, defs = self._expr, self._defs
+            for dv, key in zip(self.derived_used, dkey):
+                expr = dv.rewrite(expr, key)
+                defs = tuple((sym, dv.rewrite(value, key)) for sym, value in defs)
+            free = expr.free_symbols.union(*(v.free_symbols for _, v in defs))
+            extra = sorted((x for x in free if any(dv.owns_symbol(x) for dv in self.derived_used)),
+                           key=default_sort_key)
+            form = self._forms[dkey] = (expr, defs, self.used + tuple(extra))
+        return form
+
+    def _derived_values(self, raw: dict, number=float) -> tuple[tuple, dict]:
+        """``(dkey, {symbol name: value})`` of the derived inputs given in ``raw``."""
+        dkey, checked = [], []
+        for dv in self.derived_used:
+            value = dv.check(raw[dv.name])
+            dkey.append(dv.key(value))
+            checked.append(value)
+        dkey = tuple(dkey)
+        values = {}
+        if self.derived_used:
+            used = self._form(dkey)[2][len(self.used):]
+            for dv, value in zip(self.derived_used, checked):
+                values.update(dv.values(value, used, number))
+        return dkey, values
 
     def __repr__(self) -> str:
         return f"<NumericFunction {self.name!r} backend={self.backend!r}>"
@@ -351,17 +392,24 @@ class NumericFunction:
     # -- arguments ------------------------------------------------------------------
     def _bind(self, args, kwargs) -> dict:
         names, defaults = self.parameters.names, self.parameters.defaults
+        derived = tuple(dv.name for dv in self.derived)
         if args:
-            raise TypeError(f"{self.name} takes keyword arguments only ({', '.join(names)}); "
+            raise TypeError(f"{self.name} takes keyword arguments only ({', '.join(names + derived)}); "
                             f"got {len(args)} positional")
-        unknown = sorted(set(kwargs) - set(names))
+        unknown = sorted(set(kwargs) - set(names) - set(derived))
         if unknown:
             raise TypeError(f"{self.name} got unexpected keyword argument(s): {', '.join(unknown)} "
-                            f"(parameters: {', '.join(names)})")
+                            f"(parameters: {', '.join(names + derived)})")
         missing = [n for n in self.checked if n not in kwargs and n not in defaults]
+        missing += [dv.name for dv in self.derived_used if kwargs.get(dv.name) is None]
         if missing:
             raise TypeError(f"{self.name} missing required keyword argument(s): {', '.join(missing)}")
-        return {n: kwargs.get(n, defaults.get(n)) for n in self.checked}
+        for dv in self.derived:  # validated even where the expression happens not to need it
+            if dv not in self.derived_used and kwargs.get(dv.name) is not None:
+                dv.check(kwargs[dv.name])
+        bound = {n: kwargs.get(n, defaults.get(n)) for n in self.checked}
+        self._raw_derived = {dv.name: kwargs[dv.name] for dv in self.derived_used}
+        return bound
 
     def _validate(self, raw: dict, allow_arrays: bool = True):
         values, shapes = {}, []
@@ -387,29 +435,32 @@ class NumericFunction:
     # -- evaluation -----------------------------------------------------------------
     def __call__(self, *args, **kwargs):
         raw = self._bind(args, kwargs)
+        derived = self._raw_derived
         if self.backend == "mpmath":
-            return self._call_mpmath(raw)
+            return self._call_mpmath(raw, derived)
         if self.backend == "jax":
-            return self._call_jax(raw)
+            return self._call_jax(raw, derived)
         values, shape = self._validate(raw)
-        return self._call_numpy(values, shape)
+        dkey, extra = self._derived_values(derived)
+        return self._call_numpy(values, shape, dkey, extra)
 
-    def _specialised(self, arrays: tuple):
-        fn = self._cache.get(arrays)
+    def _specialised(self, arrays: tuple, dkey: tuple = ()):
+        fn = self._cache.get((arrays, dkey))
         if fn is None:
-            syms = frozenset(s for s in self.used if s.name in arrays)
+            expr, defs, used = self._form(dkey)
+            syms = frozenset(s for s in used if s.name in arrays)
             # a definition is an array if it depends on one; the others are computed once, in floats
             array_syms, scalar_defs = set(syms), []
-            for sym, value in self._defs:
+            for sym, value in defs:
                 if value.free_symbols & array_syms:
                     array_syms.add(sym)
                 else:
                     scalar_defs.append((sym, value))
             spec = _Specialiser(frozenset(array_syms))
-            array_defs = [(sym, spec.rewrite(value)) for sym, value in self._defs if sym in array_syms]
-            body = spec.rewrite(self._expr)
-            array_args = [s for s in self.used if s in syms]
-            scalar_args = [s for s in self.used if s not in syms]
+            array_defs = [(sym, spec.rewrite(value)) for sym, value in defs if sym in array_syms]
+            body = spec.rewrite(expr)
+            array_args = [s for s in used if s in syms]
+            scalar_args = [s for s in used if s not in syms]
             placeholders = [spec.index[c] for c in spec.coeffs]
             coeff_fn = (sp.lambdify(scalar_args, spec.coeffs, modules=[special.MATH, "math"],
                                     cse=self._cse_with(scalar_defs))
@@ -417,18 +468,19 @@ class NumericFunction:
             body_fn = sp.lambdify(array_args + placeholders, body, modules=[special.NUMPY, "numpy"],
                                   cse=self._cse_with(array_defs))
             fn = (coeff_fn, body_fn, [s.name for s in array_args], [s.name for s in scalar_args])
-            self._cache[arrays] = fn
+            self._cache[(arrays, dkey)] = fn
         return fn
 
-    def _call_numpy(self, values: dict, shape):
+    def _call_numpy(self, values: dict, shape, dkey: tuple = (), extra: dict | None = None):
         arrays = tuple(s.name for s in self.used if isinstance(values[s.name], np.ndarray))
-        coeff_fn, body_fn, array_names, scalar_names = self._specialised(arrays)
+        coeff_fn, body_fn, array_names, scalar_names = self._specialised(arrays, dkey)
+        inputs = {**values, **extra} if extra else values
         try:
-            coeffs = coeff_fn(*(values[n] for n in scalar_names)) if coeff_fn else []
+            coeffs = coeff_fn(*(inputs[n] for n in scalar_names)) if coeff_fn else []
         except (ZeroDivisionError, OverflowError, ValueError):
             raise self._nonfinite(values) from None
         with np.errstate(all="ignore"):
-            out = body_fn(*(values[n] for n in array_names), *coeffs)
+            out = body_fn(*(inputs[n] for n in array_names), *coeffs)
         if not shape:
             out = float(out)
             if not math.isfinite(out):
@@ -442,20 +494,22 @@ class NumericFunction:
             raise self._nonfinite(values, (idx, shape))
         return out
 
-    def _mp_fn(self):
-        if self._mp is None:
-            self._mp = sp.lambdify(self.used, self._expr, modules=[special.MPMATH, "mpmath"],
-                                   cse=self._cse_with(self._defs))
-        return self._mp
+    def _mp_fn(self, dkey: tuple = ()):
+        if dkey not in self._mp:
+            expr, defs, used = self._form(dkey)
+            self._mp[dkey] = sp.lambdify(used, expr, modules=[special.MPMATH, "mpmath"], cse=self._cse_with(defs))
+        return self._mp[dkey]
 
-    def _call_mpmath(self, raw: dict):
+    def _call_mpmath(self, raw: dict, derived: dict | None = None):
         import mpmath
 
         values, _ = self._validate(raw, allow_arrays=False)
-        fn = self._mp_fn()
         with mpmath.workdps(self.dps):
+            dkey, extra = self._derived_values(derived or {}, number=lambda x: mpmath.mpf(float(x)))
+            fn = self._mp_fn(dkey)
             args = [mpmath.mpf(raw[s.name]) if not isinstance(raw[s.name], (np.floating, np.integer))
                     else mpmath.mpf(float(raw[s.name])) for s in self.used]
+            args += [extra[s.name] for s in self._form(dkey)[2][len(self.used):]]
             try:
                 out = fn(*args)
             except ZeroDivisionError:
@@ -465,9 +519,10 @@ class NumericFunction:
                 raise self._nonfinite(values)
         return out
 
-    def _jax_fn(self):
-        if self._jax is None:
-            quadratures = sorted({f.func.__name__ for e in (self._expr, *(v for _, v in self._defs))
+    def _jax_fn(self, dkey: tuple = ()):
+        if dkey not in self._jax:
+            expr, defs, used = self._form(dkey)
+            quadratures = sorted({f.func.__name__ for e in (expr, *(v for _, v in defs))
                                   for f in e.atoms(sp.Function) if f.func.__name__ in special.NUMPY})
             if quadratures:
                 raise ValueError(f"{self.name}: the 'jax' backend cannot evaluate {', '.join(quadratures)} "
@@ -476,16 +531,17 @@ class NumericFunction:
                 importlib.import_module("jax")
             except ImportError:
                 raise ImportError("the 'jax' backend needs JAX: pip install 'symmaml[jax]' (or pip install jax)") from None
-            self._jax = sp.lambdify(self.used, self._expr, modules="jax", cse=self._cse_with(self._defs))
-        return self._jax
+            self._jax[dkey] = sp.lambdify(used, expr, modules="jax", cse=self._cse_with(defs))
+        return self._jax[dkey]
 
-    def _call_jax(self, raw: dict):
+    def _call_jax(self, raw: dict, derived: dict | None = None):
         import jax.numpy as jnp
 
-        fn = self._jax_fn()
+        dkey, extra = self._derived_values(derived or {})
+        fn = self._jax_fn(dkey)
         concrete = {n: v for n, v in raw.items() if not _is_tracer(v)}  # traced values cannot be checked
         values = self._validate({n: v if np.isscalar(v) else np.asarray(v) for n, v in concrete.items()})[0]
-        out = fn(*(raw[s.name] for s in self.used))
+        out = fn(*(raw[s.name] for s in self.used), *(extra[s.name] for s in self._form(dkey)[2][len(self.used):]))
         if not _is_tracer(out):
             shape = np.broadcast_shapes(*(np.shape(raw[n]) for n in raw))
             out = jnp.broadcast_to(jnp.asarray(out), shape)

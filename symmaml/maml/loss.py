@@ -10,12 +10,13 @@ from .corrected import derive_over_corrected
 from .corrected_under import derive_under_corrected
 from .exact import derive_over_exact, derive_under_exact
 from .leading import derive_over_leading, derive_under_leading
+from .model import PAPER, Model
 from .result import Result
 
-__all__ = ["average_test_loss", "REGIMES", "ORDERS", "regime_condition"]
+__all__ = ["average_test_loss", "REGIMES", "ORDERS", "regime_condition", "NotDerived", "derived_for"]
 
 REGIMES = ("over", "under")
-#: the derivations by order and regime
+#: the derivations by order and regime (each takes the model, default the paper's)
 ORDERS = {
     "leading": {"over": derive_over_leading, "under": derive_under_leading},
     "exact": {"over": derive_over_exact, "under": derive_under_exact},
@@ -29,6 +30,28 @@ EXTRA_CONDITIONS = {
     # anchored at the exact alpha_t = 0 result, which needs p < m n_v - 1
     ("corrected", "under"): (sp.StrictLessThan(p, m * n_v - 1),),
 }
+#: largest number of inner steps of the corrected orders (their moments grow as the support Gram
+#: matrix to the power 6 k_t (over) and 10 k_t (under); beyond, deriving exceeds its time budget)
+MAX_CORRECTED_STEPS = {"over": 3, "under": 2}
+
+
+class NotDerived(ValueError):
+    """An order that is not derived for a regime and model (the message says why)."""
+
+
+def derived_for(order: str, regime: str, model: Model = PAPER) -> str | None:
+    """``None`` if ``order`` is derived for ``regime`` and ``model``, else the reason it is not."""
+    if order == "exact" and model.anisotropic and regime == "over":
+        return ("the exact alpha_t = 0 result does not carry over to anisotropic inputs in the overparameterised "
+                "regime: it needs E (G Sigma G^T)^-1 for a Gaussian G, which is not an inverse-Wishart moment "
+                "(no finite set of spectral moments of Sigma determines it)")
+    if order == "corrected" and model.anisotropic:
+        return "the corrected orders are derived for isotropic inputs only"
+    if order == "corrected" and model.inner_steps > MAX_CORRECTED_STEPS[regime]:
+        return (f"the corrected order in regime {regime!r} is derived for at most "
+                f"{MAX_CORRECTED_STEPS[regime]} inner steps (its exact moments are Wishart moments of degree "
+                f"{6 if regime == 'over' else 10} k_t, which take minutes beyond)")
+    return None
 
 
 def regime_condition(regime: str):
@@ -36,22 +59,37 @@ def regime_condition(regime: str):
     return sp.StrictGreaterThan(p, m * n_v) if regime == "over" else sp.StrictLessThan(p, m * n_v)
 
 
-@lru_cache(maxsize=None)
-def average_test_loss(regime: str, order: str = "leading") -> Result:
-    """The average test loss of one-step MAML in ``regime`` ('over' or 'under') at ``order``.
+def average_test_loss(regime: str, order: str = "leading", model: Model | None = None) -> Result:
+    """The average test loss in ``regime`` ('over' or 'under') at ``order``, for ``model``
+    (a :class:`~symmaml.maml.Model`; default the paper's: one inner step, one adaptation step,
+    isotropic inputs).
 
-    Derived on first call (a second or so) and cached.  ``order='leading'`` is the paper's
-    approximation: the meta-training Gram matrix replaced by its mean.
+    Derived on first call (a second or so for the paper's model) and cached.  ``order='leading'``
+    is the paper's approximation: the meta-training Gram matrix replaced by its mean.
     """
     if regime not in REGIMES:
         raise ValueError(f"regime must be one of {', '.join(REGIMES)}, got {regime!r}")
     if order not in ORDERS:
         raise ValueError(f"order must be one of {', '.join(ORDERS)} (derived so far), got {order!r}")
+    if model is None:
+        model = PAPER
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a symmaml.maml.Model, got {type(model).__name__}")
+    return _average_test_loss(regime, order, model)
+
+
+@lru_cache(maxsize=None)
+def _average_test_loss(regime: str, order: str, model: Model) -> Result:
     derive = ORDERS[order].get(regime)
     if derive is None:
         raise ValueError(f"order {order!r} is not derived for regime {regime!r}")
-    expr, derivation, *extra = derive()  # (definitions, domain): named intermediate quantities
+    reason = derived_for(order, regime, model)
+    if reason is not None:
+        raise NotDerived(f"order {order!r} is not derived for regime {regime!r} and {model.describe()}: {reason}")
+    expr, derivation, *extra = derive() if model.is_paper else derive(model)
     definitions, domain = extra if extra else ((), "")
+    name = "average test loss" if model.is_paper else f"average test loss [{model.describe()}]"
     return Result(expr=expr, derivation=derivation, regime=regime, order=order,
                   conditions=(regime_condition(regime),) + EXTRA_CONDITIONS.get((order, regime), ()),
-                  ignored=(), definitions=definitions, domain=domain)
+                  name=name, ignored=(), definitions=definitions, domain=domain,
+                  parameter_set=model.parameter_set)
