@@ -4,21 +4,24 @@ from __future__ import annotations
 import json
 import sys
 
-from .common import write_output
+from .common import UsageError, add_model_options, model_from_args, write_output
 
 __all__ = ["register", "run"]
 
 
-def result(regime: str, order: str):
-    from ..maml import average_test_loss
+def result(regime: str, order: str, model=None):
+    from ..maml import NotDerived, average_test_loss
 
-    return average_test_loss(regime, order)
+    try:
+        return average_test_loss(regime, order, model)
+    except NotDerived as e:
+        raise UsageError(str(e)) from None
 
 
 def run(args) -> int:
     import sympy as sp
 
-    r = result(args.regime, args.order)
+    r = result(args.regime, args.order, model_from_args(args))
     conditions = [sp.sstr(c) for c in r.conditions]
     if args.json:
         from ..export.latex import expr_latex
@@ -60,4 +63,5 @@ def register(sub, regimes, orders) -> None:
                                                       "(needs amsmath and amssymb)")
     d.add_argument("--markdown", metavar="FILE", help="write the derivation as Markdown ($$ math)")
     d.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_model_options(d)
     d.set_defaults(func=run)

@@ -5,7 +5,7 @@ import csv
 import json
 import sys
 
-from .common import PARAM_NAMES, add_parameters, fmt, grid
+from .common import PARAM_NAMES, add_model_options, add_parameters, fmt, grid, model_from_args
 from .derive import result
 
 __all__ = ["register", "run"]
@@ -15,9 +15,11 @@ def run(args) -> int:
     import numpy as np
 
     points, swept = grid(args)
-    r = result(args.regime, args.order)
+    r = result(args.regime, args.order, model_from_args(args))
     options = {"dps": args.dps} if args.backend == "mpmath" else {}
-    f = r.numeric(args.backend, **options)
+    numeric = r.numeric(args.backend, **options)
+    extra = {"spectrum": args.spectrum} if args.spectrum is not None else {}
+    f = (lambda **kw: numeric(**kw, **extra)) if extra else numeric
     if args.backend == "mpmath":
         import mpmath
 
@@ -33,6 +35,10 @@ def run(args) -> int:
             floats = [float(v) for v in f(**cols)]
         texts = [repr(float(v)) for v in floats]
     meta = dict(regime=r.regime, order=r.order, backend=args.backend)
+    model = model_from_args(args)
+    if not model.is_paper:
+        meta.update(model=dict(inner_steps=model.inner_steps, adaptation_steps=model.adaptation_steps,
+                               spectrum=list(args.spectrum) if args.spectrum is not None else None))
     if len(points) == 1:
         pt = points[0]
         if args.json:
@@ -70,4 +76,5 @@ def register(sub, regimes, orders) -> None:
                    help="numpy (float64, vectorised; default) or mpmath (arbitrary precision)")
     e.add_argument("--dps", type=int, default=50, help="digits for --backend mpmath (default 50)")
     e.add_argument("--json", action="store_true", help="print JSON (an object; rows for a sweep)")
+    add_model_options(e)
     e.set_defaults(func=run)

@@ -6,7 +6,7 @@ import json
 import math
 import sys
 
-from .common import PARAM_NAMES, Progress, UsageError, add_parameters, fmt, grid, json_number
+from .common import PARAM_NAMES, Progress, UsageError, add_model_options, add_parameters, fmt, grid, json_number
 
 __all__ = ["register", "run", "run_simulation", "chunk_seeds", "check_regime", "DEFAULT_CHUNKS"]
 
@@ -24,7 +24,7 @@ def chunk_seeds(seed: int, chunks: int) -> list[int]:
 
 
 def run_simulation(params: dict, *, runs: int, seed: int, test_tasks: int, meta_test: str,
-                   chunks: int = DEFAULT_CHUNKS, progress: Progress | None = None) -> dict:
+                   chunks: int = DEFAULT_CHUNKS, progress: Progress | None = None, **model) -> dict:
     """``symmaml.sim.simulate`` in ``chunks`` calls of about ``runs / chunks`` runs each.
 
     Chunk k uses the seed ``chunk_seeds(seed, chunks)[k]``, so the result is a deterministic
@@ -40,7 +40,7 @@ def run_simulation(params: dict, *, runs: int, seed: int, test_tasks: int, meta_
     sizes = [runs // chunks + (1 if k < runs % chunks else 0) for k in range(chunks)]
     per_run, last = [], None
     for n, s in zip(sizes, chunk_seeds(seed, chunks)):
-        last = simulate(**params, runs=n, seed=s, test_tasks=test_tasks, meta_test=meta_test)
+        last = simulate(**params, runs=n, seed=s, test_tasks=test_tasks, meta_test=meta_test, **model)
         per_run.append(np.asarray(last["per_run"], dtype=float))
         if progress is not None:
             progress.update(n)
@@ -78,7 +78,9 @@ def run(args) -> int:
     try:
         for pt in points:
             results.append(run_simulation(pt, runs=args.runs, seed=args.seed, test_tasks=args.test_tasks,
-                                          meta_test=args.meta_test, chunks=args.chunks, progress=progress))
+                                          meta_test=args.meta_test, chunks=args.chunks, progress=progress,
+                                          inner_steps=args.inner_steps, adaptation_steps=args.adaptation_steps,
+                                          spectrum=args.spectrum))
     finally:
         progress.close()
     if len(points) == 1:
@@ -126,4 +128,5 @@ def register(sub, regimes, orders) -> None:
                    help=f"simulator calls the runs are split into (default {DEFAULT_CHUNKS})")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_model_options(s)
     s.set_defaults(func=run)

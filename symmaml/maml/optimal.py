@@ -39,7 +39,7 @@ from .rules import SUBSTITUTE
 
 __all__ = [
     "WRT", "METHODS", "optimal", "optimize", "Optimum", "Certificate", "CertifiedMinimiser", "ArgMin",
-    "NoMinimiserError",
+    "NoMinimiserError", "numeric_optimum",
 ]
 
 #: the learning rates one can optimise over
@@ -889,7 +889,58 @@ def _numeric(regime: str, wrt: str, order: str, method: str, which: str):
     return opt.numeric() if which == "argmin" else opt.loss.numeric()
 
 
-def optimize(regime: str, wrt: str, order: str = "leading", *, method: str = "auto", **params) -> dict:
+GRID_POINTS = 2001
+"""Grid of the numeric optimum of a model of the family (then golden-section refinement)."""
+
+
+def _bracket(wrt: str, params: dict) -> float:
+    """Half-width of the rate interval searched for a model of the family: ten times the rate at which
+    one step of a typical eigenvalue of the inner-step Gram matrix overshoots, ``n/(sqrt n + sqrt p)^2``."""
+    n = params["n_t"] if wrt == "alpha_t" else params["n_r"]
+    return 10.0 * float(n) / (math.sqrt(float(n)) + math.sqrt(float(params["p"]))) ** 2
+
+
+def numeric_optimum(regime: str, wrt: str, order: str, model, spectrum=None, **params) -> dict:
+    """The rate ``wrt`` minimising the average test loss of ``model`` at one parameter set, numerically:
+    the derived loss on a grid of :data:`GRID_POINTS` rates over ``[-B, B]`` (:func:`_bracket`), then
+    golden-section refinement around the best grid point.  Not certified; raises
+    :class:`NoMinimiserError` if the best grid point is at the edge of the interval."""
+    from .loss import average_test_loss
+
+    name = _wrt_name(wrt)
+    params = {k: v for k, v in params.items() if k != name}
+    params.setdefault("dist0", 0.0)
+    f = average_test_loss(regime, order, model).numeric()
+    extra = {"spectrum": spectrum} if model.anisotropic else {}
+    half = _bracket(name, params)
+    grid = np.linspace(-half, half, GRID_POINTS)
+    values = f(**params, **{name: grid}, **extra)
+    i = int(np.argmin(values))
+    if i in (0, GRID_POINTS - 1):
+        raise NoMinimiserError(f"no interior minimum of the loss over {name} in [{-half:.4g}, {half:.4g}] "
+                               f"(the best grid point is at the edge)")
+    lo, hi = grid[i - 1], grid[i + 1]
+    g = lambda x: float(f(**params, **{name: x}, **extra))  # noqa: E731
+    ratio = (math.sqrt(5) - 1) / 2
+    a, b = lo + (1 - ratio) * (hi - lo), lo + ratio * (hi - lo)
+    fa, fb = g(a), g(b)
+    for _ in range(60):
+        if fa <= fb:
+            hi, b, fb = b, a, fa
+            a = lo + (1 - ratio) * (hi - lo)
+            fa = g(a)
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + ratio * (hi - lo)
+            fb = g(b)
+    x = (lo + hi) / 2
+    return dict(regime=regime, order=order, wrt=name, method="numeric (grid and golden section; not certified)",
+                model=repr(model), params=params, argmin=float(x), min=g(x), certified=False,
+                bracket=[float(lo), float(hi)], search_interval=[float(-half), float(half)])
+
+
+def optimize(regime: str, wrt: str, order: str = "leading", *, method: str = "auto", model=None, spectrum=None,
+             **params) -> dict:
     """Optimal ``wrt`` and the minimal average test loss at one parameter set (the CLI's function).
 
     ``params`` are the keyword parameters of the loss (``p, m, n_t, n_v, n_r, alpha_t, alpha_r,
@@ -899,9 +950,12 @@ def optimize(regime: str, wrt: str, order: str = "leading", *, method: str = "au
     method, ``bracket`` (an exact enclosure of the argmin) and ``critical_points``.
     """
     from .loss import REGIMES
+    from .model import Model
 
     if regime not in REGIMES:
         raise ValueError(f"regime must be one of {', '.join(REGIMES)}, got {regime!r}")
+    if model is not None and not (isinstance(model, Model) and model.is_paper):
+        return numeric_optimum(regime, wrt, order, model, spectrum, **params)
     name = _wrt_name(wrt)
     opt = _cached(regime, name, order, method)
     params = dict(params)
