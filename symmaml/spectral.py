@@ -95,15 +95,16 @@ class SpectralMean(sp.Expr):
     #: term); substitution and xreplace still reach the parameters inside
     is_Atom = True
 
-    def __new__(cls, h, lam=None, matrix: str = _CANONICAL[0], dim: str = _CANONICAL[1]):
-        if isinstance(lam, Str):  # rebuilt from args: (Lambda, matrix, dim)
-            lam, matrix, dim = None, lam, matrix
+    def __new__(cls, h, lam=None, matrix: str = _CANONICAL[0], dim: str = _CANONICAL[1], name: str = ""):
+        if isinstance(lam, Str):  # rebuilt from args: (Lambda, matrix, dim, name)
+            lam, matrix, dim, name = None, lam, matrix, dim
         if isinstance(h, sp.Lambda):
             lam_, body = h.variables[0], h.expr
         else:
             lam_, body = (lam if lam is not None else LAMBDA), sp.sympify(h)
         matrix = matrix.name if isinstance(matrix, Str) else str(matrix)
         dim = dim.name if isinstance(dim, Str) else str(dim)
+        name = name.name if isinstance(name, Str) else str(name)
         body = sp.sympify(body)
         if not body.has(lam_):
             return body
@@ -118,7 +119,8 @@ class SpectralMean(sp.Expr):
             if plain:
                 rest = sp.Add(*[t for t in body.args if not _is_monomial(t, lam_)])
                 return cls(sp.Add(*plain), lam_, matrix, dim) + cls(rest, lam_, matrix, dim)
-        return sp.Expr.__new__(cls, sp.Lambda(LAMBDA, body.xreplace({lam_: LAMBDA})), Str(matrix), Str(dim))
+        return sp.Expr.__new__(cls, sp.Lambda(LAMBDA, body.xreplace({lam_: LAMBDA})), Str(matrix), Str(dim),
+                               Str(name))
 
     @property
     def function(self) -> sp.Lambda:
@@ -141,6 +143,11 @@ class SpectralMean(sp.Expr):
         return self.args[2].name
 
     @property
+    def name(self) -> str:
+        """How the averaged function prints ('' : written out)."""
+        return self.args[3].name if len(self.args) > 3 else ""
+
+    @property
     def free_symbols(self):
         return self.function.free_symbols
 
@@ -150,6 +157,8 @@ class SpectralMean(sp.Expr):
         return None
 
     def _latex(self, printer):
+        if self.name:
+            return r"\left\langle %s(\lambda)\right\rangle_{%s}" % (self.name, self.matrix)
         body = printer._print(self.body.xreplace({self.variable: sp.Symbol(r"\lambda")}))
         return r"\left\langle %s\right\rangle_{%s}" % (body, self.matrix)
 
@@ -166,9 +175,10 @@ def _is_monomial(term, lam) -> bool:
     return base == lam and exp.is_Integer
 
 
-def combine_means(expr, matrix: str = _CANONICAL[0]):
-    """``sum_i c_i <h_i>`` (``c_i`` free of the eigenvalue) as one mean ``<sum_i c_i h_i>``; the terms
-    without a mean, or with a product of means, are kept as they are."""
+def combine_means(expr, matrix: str = _CANONICAL[0], name: str = ""):
+    """``sum_i c_i <h_i>`` (``c_i`` free of the eigenvalue) as one mean ``<sum_i c_i h_i>`` (printed as
+    ``<name(lambda)>`` if a name is given); the terms without a mean, or with a product of means, are
+    kept as they are."""
     expr = sp.expand(sp.sympify(expr))
     rest, bodies = [], []
     for term in sp.Add.make_args(expr):
@@ -183,7 +193,7 @@ def combine_means(expr, matrix: str = _CANONICAL[0]):
     if not bodies:
         return expr
     body = sp.Add(*bodies)
-    return sp.Add(*rest) + SpectralMean(sp.factor(sp.together(body)), LAMBDA, matrix, dim)
+    return sp.Add(*rest) + SpectralMean(sp.factor(sp.together(body)), LAMBDA, matrix, dim, name)
 
 
 def spectral_atoms(expr, matrix: str = _CANONICAL[0]) -> tuple[set, set]:

@@ -26,7 +26,7 @@ from ..rmt import expect, expectation
 from ..rmt.conditional import conditional_expectation
 from ..rmt.covariance import SPECTRAL_TRACE, as_function_of
 from ..rmt.wishart import expected_projection, wishart_average
-from ..spectral import LAMBDA, combine_means
+from ..spectral import LAMBDA, SpectralMean, combine_means
 from ..symbols import alpha_t, dist0, m, n_v, p
 from .adaptation import ERROR, ERROR_M, adaptation_average, adaptation_weight
 from .meta_training import (OTHER_TASK, Z, e, expand_powers, identity_multiple, linearise, record_conditional,
@@ -323,8 +323,12 @@ def _under_leading_model(d: Derivation, model: Model, e1, u) -> tuple[sp.Expr, D
           note=r"traces of functions of $\Sigma$ as normalised traces $\langle h\rangle_\Sigma$ and moments $s_j$")
     d.add(WICK, expect(sp.Symbol(r"e_1^{\top}Z_1RZ_2^{\top}e_2")), cross,
           lhs=sp.Symbol(r"\mathbb{E}[e_1^{\top}Z_1RZ_2^{\top}e_2]"))
-    error_mean = combine_means(m * same + m * (m - 1) * cross)
+    error_mean = combine_means(m * same + m * (m - 1) * cross, name="h")
+    (mean,) = [x for x in error_mean.atoms(SpectralMean)]
     d.add(EXCHANGEABILITY, expect(u.T * r_fun * u), error_mean,
-          note=r"the normalised traces of functions of $\Sigma$ collected into one")
+          note=r"the normalised traces of functions of $\Sigma$ collected into one, of the function $h$ below")
+    d.add(SPECTRAL_TRACE, sp.Function("h")(sp.Symbol(r"\lambda")), mean.body.xreplace({LAMBDA: sp.Symbol(r"\lambda")}),
+          note=r"averaged over the spectrum of $\Sigma$: $\langle h\rangle_\Sigma = \operatorname{tr}h(\Sigma)/p$; a rational "
+               r"function of $\lambda$, so no finite set of moments $s_j$ determines it")
     d.add(SUBSTITUTE, sp.Symbol(r"\mathbb{E}\lVert\omega^\star - w_0\rVert_M^2"), error_mean)
     return _finish(d, error_mean, model), d
