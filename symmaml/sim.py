@@ -52,6 +52,7 @@ __all__ = [
     "meta_test_analytic",
     "meta_test_full",
     "meta_test_reduced",
+    "meta_test_reduced_sigma",
     "regime",
     "sample_meta_training",
     "simulate",
@@ -426,7 +427,7 @@ def meta_test_reduced(rng: np.random.Generator, dist_star, params: Params, test_
     k_r > 1 steps: Householder bidiagonalisation of X_r started at e_1 (see :func:`_bidiagonal_losses`).
     """
     if params.spectrum is not None:
-        raise ValueError("meta_test_reduced needs isotropic inputs (no spectrum); use meta_test_full")
+        raise ValueError("meta_test_reduced needs isotropic inputs (no spectrum); use meta_test_reduced_sigma")
     dist_star = np.asarray(dist_star, dtype=float)
     shape = (dist_star.shape[0], test_tasks)
     if params.adaptation_steps > 1:
@@ -436,6 +437,59 @@ def meta_test_reduced(rng: np.random.Generator, dist_star, params: Params, test_
     draws = tuple(np.empty(shape) for _ in range(6))
     _fill_reduced(rng, params.p, params.n_r, draws)
     return _reduced_losses(params, dist_star, draws)
+
+
+def meta_test_reduced_sigma(rng: np.random.Generator, omega_star, params: Params, test_tasks: int):
+    """Exact-in-distribution meta-test sampler for anisotropic inputs and one adaptation step: 2p + 3
+    draws per test task instead of p + n_r (p + 1); losses (B, test_tasks).
+
+    With v = omega* - w and X_r = G Sigma^{1/2}: X_r v = rho g~ with rho = |Sigma^{1/2} v| and g~ = G e ~ N(0, I),
+    e = Sigma^{1/2} v / rho. Split G = g~ e^T + G(I - e e^T); the second part is independent of g~, so with
+    u = X_r v - z_r, G^T u = e (g~.u) + |u| h, h ~ N(0, I - e e^T) independent of (g~, z_r) (drawn as
+    xi - e (e.xi), xi ~ N(0, I_p)); g~.u and |u|^2 need the 2x2 Gram of [g~, z_r] (Bartlett, as in
+    meta_test_reduced). Then Sigma^{1/2}(theta_r - w) = Sigma^{1/2} v - (alpha_r/n_r) Sigma G^T u.
+    """
+    shape = (omega_star.shape[0], test_tasks)
+    draws = _alloc_sigma_draws(params, shape)
+    _fill_sigma_draws(rng, params, draws)
+    return _sigma_losses(params, omega_star, draws)
+
+
+def _alloc_sigma_draws(prm: Params, shape) -> tuple:
+    return (np.empty(shape + (prm.p,)), np.empty(shape), np.empty(shape), np.empty(shape), np.empty(shape + (prm.p,)))
+
+
+def _fill_sigma_draws(rng: np.random.Generator, prm: Params, out) -> None:
+    """Fixed order: g ~ N(0, I_p) (the test task), c1 ~ chi2_{n_r}, h ~ N(0,1), c2 ~ chi2_{n_r-1}, xi ~ N(0, I_p)."""
+    g, c1, h, c2, xi = out
+    rng.standard_normal(out=g)
+    rng.standard_gamma(prm.n_r / 2, out=c1)
+    rng.standard_normal(out=h)
+    rng.standard_gamma((prm.n_r - 1) / 2, out=c2)
+    rng.standard_normal(out=xi)
+    c1 *= 2.0
+    c2 *= 2.0
+
+
+def _sigma_losses(prm: Params, omega_star, draws):
+    g, c1, h, c2, xi = draws
+    diag = prm.sigma_diag()
+    sq = np.sqrt(diag)
+    v = omega_star[:, None, :] - (prm.nu / math.sqrt(prm.p)) * g
+    ev = sq * v
+    rho = np.sqrt(np.einsum("btp,btp->bt", ev, ev))
+    e = np.zeros_like(ev)
+    e[..., 0] = 1.0  # any unit vector where v = 0 (then X_r v = 0 and G^T z_r ~ |z_r| N(0, I))
+    pos = rho > 0
+    e[pos] = ev[pos] / rho[pos][:, None]
+    gz = prm.sigma * np.sqrt(c1) * h
+    zz = prm.sigma**2 * (h * h + c2)
+    gu = rho * c1 - gz
+    uu = np.maximum(rho * rho * c1 - 2.0 * rho * gz + zz, 0.0)
+    hvec = xi - e * np.einsum("btp,btp->bt", e, xi)[..., None]
+    gtu = e * gu[..., None] + np.sqrt(uu)[..., None] * hvec
+    sd = ev - (prm.alpha_r / prm.n_r) * diag * gtu
+    return 0.5 * (prm.sigma**2 + np.einsum("btp,btp->bt", sd, sd))
 
 
 def _bidiagonal_sizes(prm: Params) -> tuple[int, int, int]:
@@ -532,6 +586,8 @@ def _bytes_per_run(prm: Params, meta_test: str, test_tasks: int) -> int:
             doubles += 14 * test_tasks
         else:
             doubles += test_tasks * (2 + 8 * (min(prm.n_r, p) + 1))
+    elif meta_test == "reduced" and prm.adaptation_steps == 1:
+        doubles += test_tasks * (8 * p + 10)
     return 8 * doubles
 
 
@@ -584,8 +640,9 @@ def simulate(
     adaptation at meta-test. spectrum: eigenvalue levels of the input covariance Sigma (None:
     identity); p must be divisible by their number. Sizes may be integral floats (60.0).
     meta_test: 'full' (draw w, X_r, z_r: plain ground truth), 'reduced' (default; exact
-    in distribution, 6 scalar draws per test task for one step, about 3 min(n_r, p) for k_r steps;
-    with a spectrum no reduction is derived and it samples as 'full' does), 'analytic'
+    in distribution, 6 scalar draws per test task for one step, about 3 min(n_r, p) for k_r steps,
+    2p + 3 with a spectrum and one step; with a spectrum and several steps no reduction is derived and
+    it samples as 'full' does), 'analytic'
     (closed-form conditional expectation given omega*: variance-reduced, test_tasks unused; one
     adaptation step and isotropic inputs only).
     batch: runs processed together (rounded up to a multiple of BLOCK); None sizes it to
@@ -683,8 +740,11 @@ class _Job:
         self.children, self.per_run, self.batch = children, per_run, batch
         self.omega0 = prm.omega0()
         self.tchunk = _full_task_chunk(prm, test_tasks)
-        # the meta-test sampler: 'reduced' samples everything where no reduction is derived (a spectrum)
-        self.sampler = "full" if (meta_test == "reduced" and prm.spectrum is not None) else meta_test
+        # the meta-test sampler: 'reduced' samples everything where no reduction is derived (a spectrum
+        # with several adaptation steps)
+        self.sampler = meta_test
+        if meta_test == "reduced" and prm.spectrum is not None:
+            self.sampler = "reduced_sigma" if prm.adaptation_steps == 1 else "full"
 
     def workspace(self) -> dict:
         ws = {"train": _alloc_training(self.prm, self.batch)}
@@ -693,6 +753,8 @@ class _Job:
                 ws["draws"] = tuple(np.empty((self.batch, self.T)) for _ in range(6))
             else:
                 ws["draws"] = _alloc_bidiagonal(self.prm, (self.batch, self.T))
+        elif self.sampler == "reduced_sigma":
+            ws["draws"] = _alloc_sigma_draws(self.prm, (self.batch, self.T))
         elif self.sampler == "full":
             p, n_r, t = self.prm.p, self.prm.n_r, self.tchunk
             ws["full"] = dict(
@@ -734,6 +796,11 @@ class _Job:
             losses = (_reduced_losses(prm, dist_star, draws) if prm.adaptation_steps == 1
                       else _bidiagonal_losses(prm, dist_star, draws))
             out[:] = losses.mean(axis=1)
+        elif self.sampler == "reduced_sigma":
+            draws = tuple(a[:B] for a in ws["draws"])
+            for gen, s in zip(gens, sl):
+                _fill_sigma_draws(gen, prm, tuple(a[s] for a in draws))
+            out[:] = _sigma_losses(prm, omega_star, draws).mean(axis=1)
         else:
             for gen, s in zip(gens, sl):
                 n = s.stop - s.start

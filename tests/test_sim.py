@@ -447,9 +447,28 @@ def test_spectrum_inputs():
         sim.simulate(**SMALL, runs=2, spectrum=[1.0, -1.0])
     with pytest.raises(ValueError, match="^meta_test='analytic' needs adaptation_steps=1 and isotropic inputs"):
         sim.simulate(**SMALL, runs=2, spectrum=[1.0, 2.0], meta_test="analytic")
-    # 'reduced' samples everything with a spectrum: the same as 'full'
-    kw = dict(SMALL, runs=64, seed=2, spectrum=[1.0, 2.0], test_tasks=3)
+    # 'reduced' samples everything with a spectrum and several adaptation steps: the same as 'full'
+    kw = dict(SMALL, runs=64, seed=2, spectrum=[1.0, 2.0], test_tasks=3, adaptation_steps=2)
     assert np.array_equal(sim.simulate(**kw)["per_run"], sim.simulate(**kw, meta_test="full")["per_run"])
+
+
+@pytest.mark.parametrize("p,n_r,spectrum", [(6, 3, [0.5, 1.5]), (4, 1, [0.2, 3.0]), (6, 8, [1.0, 2.0, 4.0])])
+def test_reduced_sigma_sampler_agrees_with_full_given_omega_star(p, n_r, spectrum):
+    """Anisotropic inputs, one step: the reduced sampler (2p + 3 draws) and the full sampler have the
+    same law given omega* (means within 4 s.e., KS below 2.4, 20,000 test tasks), including omega* = w0
+    with nu = 0 (v = 0).  Catches Sigma applied once instead of twice in the step (a shifted mean)."""
+    for nu in (0.9, 0.0):
+        prm = sim.make_params(p=p, m=1, n_t=1, n_v=1, n_r=n_r, alpha_t=0.0, alpha_r=0.45, sigma=0.7, nu=nu,
+                              spectrum=spectrum)
+        omega = np.random.default_rng(3).standard_normal((2, p)) * np.array([0.0, 1.2])[:, None]
+        T = 20_000
+        full = sim.meta_test_full(np.random.Generator(np.random.PCG64(1)), omega, prm, T)
+        red = sim.meta_test_reduced_sigma(np.random.Generator(np.random.PCG64(2)), omega, prm, T)
+        for j in range(2):
+            f, r = full[j], red[j]
+            se = lambda a: a.std(ddof=1) / math.sqrt(T)  # noqa: E731
+            assert agree(f.mean(), se(f), r.mean(), se(r)), (nu, j, f.mean(), r.mean())
+            assert ks_statistic(f, r) <= KS_BAND, (nu, j, ks_statistic(f, r))
 
 
 def test_spectrum_test_loss_by_hand():
