@@ -46,7 +46,7 @@ STEPS = (1, 2, 3, 5)
 ALPHA_R = 0.2
 SETTINGS = {"fig2": ("over", FIGURE_2), "fig3": ("under", FIGURE_3)}
 #: alpha_t grids of the learning curves (theory) and of the simulated points
-CURVE = {"fig2": (-1.5, 1.5), "fig3": (-0.5, 0.5)}
+CURVE = {"fig2": (-2.0, 2.0), "fig3": (-0.3, 0.3)}
 POINTS = 9
 RUNS = {"fig2": 2000, "fig3": 400}
 SPECTRA = ((0.5, 1.5), (0.25, 1.0, 1.75))
@@ -311,18 +311,33 @@ def accuracy(out: Path) -> list:
 
 
 def main(out: Path = OUT) -> None:
+    import sys
+    import time
+
     out.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+
+    def lap(what):
+        nonlocal t
+        print(f"[{what}: {time.perf_counter() - t:.1f} s]", file=sys.stderr, flush=True)
+        t = time.perf_counter()
+
     documents(out)
+    lap("documents")
     best = learning_curves(out)
     for (name, k), a in sorted(best.items()):
         print(f"{name}, k_t = {k}: leading-order minimum of the learning curve at alpha_t = {a:+.3f}")
+    lap("learning curves")
     for row in optimal_vs_steps(out):
         print("optimal alpha_t:", row)
+    lap("optimal alpha_t against k_t")
     for row in optimal_vs_spread(out):
         print("optimal alpha_t vs spread:", row)
+    lap("optimal alpha_t against the spread")
     rows = accuracy(out)
     worst = max(abs(r["err_leading"]) for r in rows)
     print(f"accuracy: {len(rows)} points, largest leading error {100 * worst:.2f}%")
+    lap("accuracy")
 
 
 if __name__ == "__main__":

@@ -894,10 +894,10 @@ GRID_POINTS = 2001
 
 
 def _bracket(wrt: str, params: dict) -> float:
-    """Half-width of the rate interval searched for a model of the family: ten times the rate at which
+    """Half-width of the rate interval searched for a model of the family: twenty times the rate at which
     one step of a typical eigenvalue of the inner-step Gram matrix overshoots, ``n/(sqrt n + sqrt p)^2``."""
     n = params["n_t"] if wrt == "alpha_t" else params["n_r"]
-    return 10.0 * float(n) / (math.sqrt(float(n)) + math.sqrt(float(params["p"]))) ** 2
+    return 20.0 * float(n) / (math.sqrt(float(n)) + math.sqrt(float(params["p"]))) ** 2
 
 
 def numeric_optimum(regime: str, wrt: str, order: str, model, spectrum=None, **params) -> dict:

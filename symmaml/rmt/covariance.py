@@ -34,7 +34,7 @@ COVARIANCE_CONTRACTION = Rule(
     reference="Isserlis (1918) for the rows N(0, Sigma); Stein's lemma, one letter at a time",
 )
 SPECTRAL_TRACE = Rule(
-    name="normalised trace of a function of the covariance",
+    name="trace of a function of $\\Sigma$",
     statement=(r"\operatorname{tr}\big(h_1(\Sigma)\cdots h_k(\Sigma)\big) = p\,\langle h_1\cdots h_k\rangle_\Sigma,"
                r"\quad \langle \lambda^j\rangle_\Sigma = s_j = \operatorname{tr}(\Sigma^j)/p"),
     conditions=(r"\Sigma \text{ symmetric}, \ h_i(\Sigma) \text{ functions of } \Sigma \text{ (they commute)}",),
