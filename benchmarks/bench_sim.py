@@ -1,12 +1,16 @@
 """Benchmark of symmaml.sim.simulate: runs/s per meta-test mode at the paper's Figure 2 and 3 sizes.
 
-Run: python benchmarks/bench_sim.py [--seconds S] [--workers 1,2]
+Run: python benchmarks/bench_sim.py [--seconds S] [--workers 1,2] [--no-models]
 
 Prints, all measured in this run: runs/s for full/reduced/analytic; floating-point
 operations per run, counted analytically from the matrix shapes (see flops_per_run); the
 machine's float64 matmul peak (large np.matmul) and the share of it reached; the random
 draws per run with the measured standard-normal throughput (the simulator is bound by
-random-number generation, not by flops); and the reduced/full speed-up.
+random-number generation, not by flops); and the reduced/full speed-up.  Then the models of
+the family (k_t = 2, k_r = 2, an anisotropic spectrum) at the same sizes, as ratios to the
+paper's model in this run, and the variance reduction of 'analytic' (the per-run variance of
+'reduced' over that of 'analytic', measured here): its runs/s times that ratio is the rate of
+'reduced' runs it is worth.
 """
 
 from __future__ import annotations
@@ -92,6 +96,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=1.0, help="target time per measurement")
     ap.add_argument("--workers", default="1,2", help="comma-separated thread counts to time")
+    ap.add_argument("--no-models", dest="models", action="store_false", help="skip the models of the family")
     args = ap.parse_args(argv)
     workers = [int(w) for w in args.workers.split(",")]
 
@@ -121,6 +126,38 @@ def main(argv=None):
         for wk in workers:
             print(f"  {name} workers={wk}: {rates[name, 'reduced', wk] / rates[name, 'full', wk]:.1f}x"
                   f"   (analytic/full {rates[name, 'analytic', wk] / rates[name, 'full', wk]:.1f}x)")
+    if args.models:
+        models(rates, workers, args.seconds)
+
+
+MODELS = {
+    "k_t=2": dict(inner_steps=2),
+    "k_t=3": dict(inner_steps=3),
+    "k_r=2": dict(adaptation_steps=2),
+    "spectrum 0.5,1.5": dict(spectrum=(0.5, 1.5)),
+}
+
+
+def models(rates, workers, seconds):
+    """runs/s of the models of the family ('reduced'; a spectrum samples the meta-test as 'full' does),
+    as ratios to the paper's model measured above, and the worth of 'analytic' in 'reduced' runs."""
+    print("\n== models of the family (meta_test='reduced'), ratio to the paper's model in this run ==")
+    print(f"{'size':5} {'model':17} {'wk':>2} {'runs/s':>9} {'ratio':>7}")
+    for name, prm in FIGURES.items():
+        for label, extra in MODELS.items():
+            for wk in workers:
+                kw = dict(prm, **extra)
+                r = runs_per_second(kw, "reduced", wk, seconds)
+                print(f"{name:5} {label:17} {wk:>2} {r:9.0f} {r / rates[name, 'reduced', wk]:7.2f}")
+    print("\n== variance reduction of 'analytic' (same seeds, 4096 runs) ==")
+    for name, prm in FIGURES.items():
+        red = sim.simulate(**prm, runs=4096, seed=3, test_tasks=TEST_TASKS, meta_test="reduced")["per_run"].var()
+        ana = sim.simulate(**prm, runs=4096, seed=3, meta_test="analytic")["per_run"].var()
+        for wk in workers:
+            worth = rates[name, "analytic", wk] * red / ana
+            print(f"  {name} workers={wk}: variance ratio reduced/analytic {red / ana:.2f}; analytic runs/s "
+                  f"{rates[name, 'analytic', wk]:.0f} are worth {worth:.0f} reduced runs/s "
+                  f"({worth / rates[name, 'reduced', wk]:.1f}x reduced)")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,19 @@
-"""Vectorised NumPy Monte Carlo simulator of one-step MAML on mixed linear regression.
+"""Vectorised NumPy Monte Carlo simulator of MAML on mixed linear regression.
 
 This is the ground truth that derived formulas are tested against: the meta-training
 design Z and target b are built from sampled data exactly as the algorithm defines them
 (never from a closed form of the averaged loss). Notation follows the spec (model.md).
 
+The model family: ``inner_steps`` k_t full-batch steps with alpha_t on the support set
+(Z_i = X_v A_i^{k_t}, built by applying the step k_t times), ``adaptation_steps`` k_r steps
+with alpha_r at meta-test, and ``spectrum``: inputs x ~ N(0, Sigma) with Sigma diagonal, each
+level repeated p / (number of levels) times, and the population test loss
+(sigma^2 + (w - theta)^T Sigma (w - theta)) / 2.
+
 By rotational invariance only dist0 = |omega0 - w0|^2 enters averaged results, so the
-simulator uses w0 = 0 and omega0 = sqrt(dist0) e_1.
+simulator uses w0 = 0 and omega0 = sqrt(dist0) e_1. With a spectrum the loss depends on the
+direction of omega0 - w0; it is then drawn uniformly on the sphere of radius sqrt(dist0), per
+run (the theory's assumption).
 
 Randomness: numpy.random.Generator(PCG64). Runs are grouped in fixed blocks of
 BLOCK runs; block k draws everything (meta-training, then meta-test) from its own child
@@ -17,7 +25,8 @@ a given seed (common random numbers). The runs of a shorter simulation are not a
 a longer one's (the last block is drawn at its own size). seed=None: fresh OS entropy.
 
 Near p = m n_v the test loss is heavy-tailed (for Gaussian Z its mean diverges at
-p = m n_v), so there mean and stderr are unreliable.
+p = m n_v), so there mean and stderr are unreliable; at |p - m n_v| <= 1 the mean is infinite
+(with label noise or task spread), and simulate() refuses.
 """
 
 from __future__ import annotations
@@ -34,6 +43,8 @@ __all__ = [
     "Params",
     "check_finite",
     "check_positive_int",
+    "check_spectrum",
+    "check_threshold",
     "make_params",
     "meta_loss",
     "meta_solution",
@@ -41,6 +52,7 @@ __all__ = [
     "meta_test_analytic",
     "meta_test_full",
     "meta_test_reduced",
+    "meta_test_reduced_sigma",
     "regime",
     "sample_meta_training",
     "simulate",
@@ -59,12 +71,43 @@ _MEMORY_BUDGET = 32 * 2**20
 
 
 def check_positive_int(name: str, value) -> int:
-    """Return `value` as int if it is a positive integer (int or numpy integer, not bool)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive integer, got {value!r} ({type(value).__name__})")
+    """Return `value` as int if it is a positive integer: an int, a numpy integer or an integral
+    float such as 60.0 (booleans refused); else ValueError/TypeError naming the parameter."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive integer; got {value!r}")
+    if not isinstance(value, numbers.Integral):
+        x = float(value)
+        if not (math.isfinite(x) and x.is_integer()):
+            raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        value = int(x)
     if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
     return int(value)
+
+
+def check_spectrum(spectrum, p: int) -> tuple | None:
+    """The eigenvalue levels of Sigma as a tuple of floats (None: isotropic inputs). Each level
+    has an equal share of the p directions, so p must be divisible by the number of levels."""
+    if spectrum is None:
+        return None
+    if isinstance(spectrum, (str, bytes)):
+        raise TypeError(f"spectrum must be a sequence of positive finite levels; got {spectrum!r}")
+    try:
+        levels = [x for x in np.asarray(spectrum, dtype=object).reshape(-1)]
+    except Exception:
+        raise TypeError(f"spectrum must be a sequence of positive finite levels; got {spectrum!r}") from None
+    if not levels:
+        raise ValueError(f"spectrum must be a non-empty sequence of positive finite levels; got {spectrum!r}")
+    out = []
+    for x in levels:
+        if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Real):
+            raise TypeError(f"spectrum levels must be positive finite numbers; got {x!r}")
+        if not (math.isfinite(float(x)) and float(x) > 0):
+            raise ValueError(f"spectrum levels must be positive finite numbers; got {x!r}")
+        out.append(float(x))
+    if p % len(out):
+        raise ValueError(f"p must be divisible by the number of spectrum levels; got p={p}, {len(out)} levels")
+    return tuple(out)
 
 
 def check_finite(name: str, value, minimum: float | None = None) -> float:
@@ -92,6 +135,9 @@ class Params(NamedTuple):
     sigma: float
     nu: float
     dist0: float = 0.0
+    inner_steps: int = 1
+    adaptation_steps: int = 1
+    spectrum: tuple | None = None
 
     @property
     def regime(self) -> str:
@@ -103,11 +149,19 @@ class Params(NamedTuple):
         w[0] = math.sqrt(self.dist0)
         return w
 
+    def sigma_diag(self) -> np.ndarray | None:
+        """The diagonal of Sigma (each level repeated p / levels times), or None (identity)."""
+        if self.spectrum is None:
+            return None
+        return np.repeat(np.asarray(self.spectrum, dtype=float), self.p // len(self.spectrum))
 
-def make_params(p, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, dist0=0.0) -> Params:
+
+def make_params(p, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, dist0=0.0, inner_steps=1,
+                adaptation_steps=1, spectrum=None) -> Params:
     """Validate and pack the model parameters (ValueError/TypeError naming the bad one)."""
+    p = check_positive_int("p", p)
     return Params(
-        p=check_positive_int("p", p),
+        p=p,
         m=check_positive_int("m", m),
         n_t=check_positive_int("n_t", n_t),
         n_v=check_positive_int("n_v", n_v),
@@ -117,6 +171,9 @@ def make_params(p, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, dist0=0.0) -> 
         sigma=check_finite("sigma", sigma, minimum=0.0),
         nu=check_finite("nu", nu, minimum=0.0),
         dist0=check_finite("dist0", dist0, minimum=0.0),
+        inner_steps=check_positive_int("inner_steps", inner_steps),
+        adaptation_steps=check_positive_int("adaptation_steps", adaptation_steps),
+        spectrum=check_spectrum(spectrum, p),
     )
 
 
@@ -129,13 +186,20 @@ def regime(p: int, m: int, n_v: int) -> str:
 # --------------------------------------------------------------------------- meta-training
 
 
-def _draw_training(rng: np.random.Generator, prm: Params, X, z, w) -> None:
-    """Fill X (B, m, n_t+n_v, p), z (B, m, n_t+n_v), w (B, m, p) in place, fixed draw order."""
+def _draw_training(rng: np.random.Generator, prm: Params, X, z, w, start=None) -> None:
+    """Fill X (B, m, n_t+n_v, p), z (B, m, n_t+n_v), w (B, m, p) in place, fixed draw order; with a
+    spectrum the columns of X are scaled by sqrt(Sigma) and, if dist0 > 0, ``start`` (B, p) receives
+    omega0 - w0, uniform on the sphere of radius sqrt(dist0) (drawn last)."""
     rng.standard_normal(out=w)
     w *= prm.nu / math.sqrt(prm.p)  # w_i - w0 with w0 = 0
     rng.standard_normal(out=X)
     rng.standard_normal(out=z)
     z *= prm.sigma
+    if prm.spectrum is not None:
+        X *= np.sqrt(prm.sigma_diag())
+        if start is not None:
+            rng.standard_normal(out=start)
+            start *= math.sqrt(prm.dist0) / np.linalg.norm(start, axis=1, keepdims=True)
 
 
 def _alloc_training(prm: Params, batch: int) -> dict:
@@ -143,7 +207,7 @@ def _alloc_training(prm: Params, batch: int) -> dict:
     allocations cost page faults that were a third of the run time)."""
     B, m, p, n_t, n_v = batch, prm.m, prm.p, prm.n_t, prm.n_v
     nn = n_t + n_v
-    return dict(
+    ws = dict(
         X=np.empty((B, m, nn, p)),
         z=np.empty((B, m, nn)),
         w=np.empty((B, m, p)),
@@ -152,12 +216,20 @@ def _alloc_training(prm: Params, batch: int) -> dict:
         Z=np.empty((B, m, n_v, p)),
         b=np.empty((B, m, n_v)),
     )
+    if prm.inner_steps > 1:
+        ws["tmp"] = np.empty((B, m, n_v, p))
+        ws["tb"] = np.empty((B, m, n_v))
+    if prm.spectrum is not None and prm.dist0 > 0:
+        ws["start"] = np.empty((B, p))
+    return ws
 
 
 def _build_Zb(prm: Params, ws: dict, B: int | None = None):
     """Stacked Z (B, m n_v, p) and b (B, m n_v) from the raw data in ws, as the algorithm defines them.
 
-    Z_i = X_v - (alpha_t/n_t) (X_v X_t^T) X_t  (= X_v A_i),  b_i = y_v - (alpha_t/n_t) (X_v X_t^T) y_t.
+    One step: Z_i = X_v - (alpha_t/n_t) (X_v X_t^T) X_t  (= X_v A_i),  b_i = y_v - (alpha_t/n_t) (X_v X_t^T) y_t.
+    k_t steps apply the step k_t times to the query side: R_0 = X_v, C_j = (alpha_t/n_t) R_{j-1} X_t^T,
+    R_j = R_{j-1} - C_j X_t (= X_v A_i^j), b_i = y_v - sum_j C_j y_t, Z_i = R_{k_t}.
     Uses the first B runs of the work arrays; results are views into ws.
     """
     ws = {k: a[:B] for k, a in ws.items()}
@@ -178,6 +250,14 @@ def _build_Zb(prm: Params, ws: dict, B: int | None = None):
         np.subtract(Xv, Z, out=Z)
         np.einsum("bmvt,bmt->bmv", C, yt, out=b)
         np.subtract(yv, b, out=b)
+        for _ in range(prm.inner_steps - 1):  # the step again, on the query side
+            tmp, tb = ws["tmp"], ws["tb"]
+            np.matmul(Z, Xt.swapaxes(-1, -2), out=C)
+            C *= prm.alpha_t / n_t
+            np.einsum("bmvt,bmt->bmv", C, yt, out=tb)
+            b -= tb
+            np.matmul(C, Xt, out=tmp)
+            Z -= tmp
     return Z.reshape(B, m * n_v, p), b.reshape(B, m * n_v)
 
 
@@ -189,12 +269,13 @@ def sample_meta_training(rng: np.random.Generator, params: Params, batch: int, *
     """
     batch = check_positive_int("batch", batch)
     ws = _alloc_training(params, batch)
-    _draw_training(rng, params, ws["X"], ws["z"], ws["w"])
+    _draw_training(rng, params, ws["X"], ws["z"], ws["w"], ws.get("start"))
     Z, b = _build_Zb(params, ws)
     if not return_data:
         return Z, b
     n_t, X, y, w = params.n_t, ws["X"], ws["y"], ws["w"]
-    data = dict(X_t=X[:, :, :n_t], y_t=y[:, :, :n_t], X_v=X[:, :, n_t:], y_v=y[:, :, n_t:], w=w)
+    data = dict(X_t=X[:, :, :n_t], y_t=y[:, :, :n_t], X_v=X[:, :, n_t:], y_v=y[:, :, n_t:], w=w,
+                omega0=ws["start"] if "start" in ws else np.broadcast_to(params.omega0(), (batch, params.p)))
     return Z, b, data
 
 
@@ -256,7 +337,9 @@ def meta_solution_gd(Z, b, omega0, *, max_steps: int = 200_000, tol: float = 1e-
 def meta_test_full(rng: np.random.Generator, omega_star, params: Params, test_tasks: int, *, ws: dict | None = None):
     """Plain ground truth: per test task draw w, X_r (n_r x p), z_r; return test losses (B, test_tasks).
 
-    theta_r = omega* + (alpha_r/n_r) X_r^T (y_r - X_r omega*), L_test = (sigma^2 + |w - theta_r|^2)/2.
+    k_r steps theta <- theta + (alpha_r/n_r) X_r^T (y_r - X_r theta) from omega*, and
+    L_test = (sigma^2 + (w - theta_r)^T Sigma (w - theta_r))/2 (Sigma = I without a spectrum; with one
+    the rows of X_r are N(0, Sigma)).
     ws: optional dict of reusable work arrays of exactly the needed shapes (speed only).
     """
     prm = params
@@ -269,6 +352,9 @@ def meta_test_full(rng: np.random.Generator, omega_star, params: Params, test_ta
     rng.standard_normal(out=g)
     rng.standard_normal(out=Xr)
     rng.standard_normal(out=zr)
+    diag = prm.sigma_diag()
+    if diag is not None:
+        Xr *= np.sqrt(diag)
     zr *= prm.sigma
     # v = omega* - w, with w = w0 + (nu/sqrt p) g and w0 = 0
     g *= -prm.nu / math.sqrt(p)
@@ -278,7 +364,15 @@ def meta_test_full(rng: np.random.Generator, omega_star, params: Params, test_ta
     u -= zr  # X_r v - z_r = -(y_r - X_r omega*)
     np.einsum("btnp,btn->btp", Xr, u, out=d)
     d *= -prm.alpha_r / n_r
-    d += v  # theta_r - w
+    d += v  # theta_r - w after one step
+    for _ in range(prm.adaptation_steps - 1):  # theta - w <- (theta - w) - (alpha_r/n_r) X_r^T (X_r(theta - w) - z_r)
+        np.einsum("btnp,btp->btn", Xr, d, out=u)
+        u -= zr
+        np.einsum("btnp,btn->btp", Xr, u, out=g)
+        g *= -prm.alpha_r / n_r
+        d += g
+    if diag is not None:
+        return 0.5 * (prm.sigma**2 + np.einsum("btp,btp,p->bt", d, d, diag))
     return 0.5 * (prm.sigma**2 + np.einsum("btp,btp->bt", d, d))
 
 
@@ -323,19 +417,141 @@ def _reduced_losses(prm: Params, dist_star, draws):
 
 
 def meta_test_reduced(rng: np.random.Generator, dist_star, params: Params, test_tasks: int):
-    """Exact-in-distribution meta-test sampler with 6 scalar draws per test task; losses (B, test_tasks).
+    """Exact-in-distribution meta-test sampler with few scalar draws per test task; losses (B, test_tasks).
 
-    Only a = |omega* - w0| matters. With v = omega* - w: |v|^2 = (a - s g1)^2 + s^2 chi2_{p-1}
-    (s = nu/sqrt p). Rotating v onto e_1, X_r v = |v| g, g ~ N(0, I_{n_r}); with u = |v| g - z_r,
-    X_r^T u = (g.u, rest), rest ~ N(0, |u|^2 I_{p-1}) independent, so
+    Only a = |omega* - w0| matters (isotropic inputs). With v = omega* - w: |v|^2 = (a - s g1)^2 + s^2 chi2_{p-1}
+    (s = nu/sqrt p). One step (6 draws): rotating v onto e_1, X_r v = |v| g, g ~ N(0, I_{n_r}); with
+    u = |v| g - z_r, X_r^T u = (g.u, rest), rest ~ N(0, |u|^2 I_{p-1}) independent, so
     |theta_r - w|^2 = (|v| - (alpha_r/n_r) g.u)^2 + (alpha_r/n_r)^2 |u|^2 chi2_{p-1}, and g.u, |u|^2
     need only the 2x2 Gram of [g, z_r], drawn exactly by the Bartlett decomposition.
+    k_r > 1 steps: Householder bidiagonalisation of X_r started at e_1 (see :func:`_bidiagonal_losses`).
     """
+    if params.spectrum is not None:
+        raise ValueError("meta_test_reduced needs isotropic inputs (no spectrum); use meta_test_reduced_sigma")
     dist_star = np.asarray(dist_star, dtype=float)
     shape = (dist_star.shape[0], test_tasks)
+    if params.adaptation_steps > 1:
+        draws = _alloc_bidiagonal(params, shape)
+        _fill_bidiagonal(rng, params, draws)
+        return _bidiagonal_losses(params, dist_star, draws)
     draws = tuple(np.empty(shape) for _ in range(6))
     _fill_reduced(rng, params.p, params.n_r, draws)
     return _reduced_losses(params, dist_star, draws)
+
+
+def meta_test_reduced_sigma(rng: np.random.Generator, omega_star, params: Params, test_tasks: int):
+    """Exact-in-distribution meta-test sampler for anisotropic inputs and one adaptation step: 2p + 3
+    draws per test task instead of p + n_r (p + 1); losses (B, test_tasks).
+
+    With v = omega* - w and X_r = G Sigma^{1/2}: X_r v = rho g~ with rho = |Sigma^{1/2} v| and g~ = G e ~ N(0, I),
+    e = Sigma^{1/2} v / rho. Split G = g~ e^T + G(I - e e^T); the second part is independent of g~, so with
+    u = X_r v - z_r, G^T u = e (g~.u) + |u| h, h ~ N(0, I - e e^T) independent of (g~, z_r) (drawn as
+    xi - e (e.xi), xi ~ N(0, I_p)); g~.u and |u|^2 need the 2x2 Gram of [g~, z_r] (Bartlett, as in
+    meta_test_reduced). Then Sigma^{1/2}(theta_r - w) = Sigma^{1/2} v - (alpha_r/n_r) Sigma G^T u.
+    """
+    shape = (omega_star.shape[0], test_tasks)
+    draws = _alloc_sigma_draws(params, shape)
+    _fill_sigma_draws(rng, params, draws)
+    return _sigma_losses(params, omega_star, draws)
+
+
+def _alloc_sigma_draws(prm: Params, shape) -> tuple:
+    return (np.empty(shape + (prm.p,)), np.empty(shape), np.empty(shape), np.empty(shape), np.empty(shape + (prm.p,)))
+
+
+def _fill_sigma_draws(rng: np.random.Generator, prm: Params, out) -> None:
+    """Fixed order: g ~ N(0, I_p) (the test task), c1 ~ chi2_{n_r}, h ~ N(0,1), c2 ~ chi2_{n_r-1}, xi ~ N(0, I_p)."""
+    g, c1, h, c2, xi = out
+    rng.standard_normal(out=g)
+    rng.standard_gamma(prm.n_r / 2, out=c1)
+    rng.standard_normal(out=h)
+    rng.standard_gamma((prm.n_r - 1) / 2, out=c2)
+    rng.standard_normal(out=xi)
+    c1 *= 2.0
+    c2 *= 2.0
+
+
+def _sigma_losses(prm: Params, omega_star, draws):
+    g, c1, h, c2, xi = draws
+    diag = prm.sigma_diag()
+    sq = np.sqrt(diag)
+    v = omega_star[:, None, :] - (prm.nu / math.sqrt(prm.p)) * g
+    ev = sq * v
+    rho = np.sqrt(np.einsum("btp,btp->bt", ev, ev))
+    e = np.zeros_like(ev)
+    e[..., 0] = 1.0  # any unit vector where v = 0 (then X_r v = 0 and G^T z_r ~ |z_r| N(0, I))
+    pos = rho > 0
+    e[pos] = ev[pos] / rho[pos][:, None]
+    gz = prm.sigma * np.sqrt(c1) * h
+    zz = prm.sigma**2 * (h * h + c2)
+    gu = rho * c1 - gz
+    uu = np.maximum(rho * rho * c1 - 2.0 * rho * gz + zz, 0.0)
+    hvec = xi - e * np.einsum("btp,btp->bt", e, xi)[..., None]
+    gtu = e * gu[..., None] + np.sqrt(uu)[..., None] * hvec
+    sd = ev - (prm.alpha_r / prm.n_r) * diag * gtu
+    return 0.5 * (prm.sigma**2 + np.einsum("btp,btp->bt", sd, sd))
+
+
+def _bidiagonal_sizes(prm: Params) -> tuple[int, int, int]:
+    """(rows, superdiagonal, columns) of the nonzero part of the bidiagonal form of X_r (n_r x p)."""
+    n, p = prm.n_r, prm.p
+    return min(n, p), min(n, p - 1), min(n + 1, p)
+
+
+def _alloc_bidiagonal(prm: Params, shape) -> tuple:
+    na, nb, _ = _bidiagonal_sizes(prm)
+    return (np.empty(shape), np.empty(shape), np.empty(shape + (na,)), np.empty(shape + (nb,)),
+            np.empty(shape + (na,)))
+
+
+def _fill_bidiagonal(rng: np.random.Generator, prm: Params, out) -> None:
+    """Draws of the k_r-step reduced sampler, fixed order: g1 ~ N(0,1), q1 ~ chi2_{p-1}, the diagonal
+    alpha_i ~ chi_{n_r-i+1} and superdiagonal beta_i ~ chi_{p-i} of the bidiagonal form of X_r, and
+    z~ = U^T z_r / sigma ~ N(0, I) (its first rows)."""
+    g1, q1, al, be, zt = out
+    n, p = prm.n_r, prm.p
+    na, nb, _ = _bidiagonal_sizes(prm)
+    rng.standard_normal(out=g1)
+    rng.standard_gamma((p - 1) / 2, out=q1)
+    q1 *= 2.0
+    rng.standard_gamma((n - np.arange(na)) / 2, out=al)
+    np.sqrt(2.0 * al, out=al)
+    if nb:
+        rng.standard_gamma((p - 1 - np.arange(nb)) / 2, out=be)
+        np.sqrt(2.0 * be, out=be)
+    rng.standard_normal(out=zt)
+
+
+def _bidiagonal_losses(prm: Params, dist_star, draws):
+    """Test losses (B, T) after k_r steps from |omega* - w0|^2 (B,) and the bidiagonal draws.
+
+    Rotate so that v = omega* - w = |v| e_1 and bidiagonalise X_r = U B V^T by Householder reflections,
+    the first on the left acting on column 1 (Dumitriu and Edelman 2002): V e_1 = e_1, B upper
+    bidiagonal with independent B_ii ~ chi_{n_r-i+1}, B_{i,i+1} ~ chi_{p-i}, and U^T z_r ~ N(0, sigma^2 I)
+    independent of B (U depends on X_r only). In these coordinates d = theta - w starts at |v| e_1 and
+    each step is d <- d - (alpha_r/n_r) B^T (B d - U^T z_r); B has nonzero entries in its first
+    min(n_r + 1, p) columns only, so every vector has that many entries."""
+    g1, q1, al, be, zt = draws
+    na, nb, L = _bidiagonal_sizes(prm)
+    s = prm.nu / math.sqrt(prm.p)
+    a = np.sqrt(dist_star)[:, None]
+    t = a - s * g1
+    vn = np.sqrt(t * t + (s * s) * q1)
+    c = prm.alpha_r / prm.n_r
+    zs = prm.sigma * zt
+    d = np.zeros(vn.shape + (L,))
+    d[..., 0] = vn
+    for _ in range(prm.adaptation_steps):
+        u = al * d[..., :na]
+        if nb:
+            u[..., :nb] += be * d[..., 1:nb + 1]
+        u -= zs
+        step = np.zeros_like(d)
+        step[..., :na] = al * u
+        if nb:
+            step[..., 1:nb + 1] += be * u[..., :nb]
+        d -= c * step
+    return 0.5 * (prm.sigma**2 + np.einsum("btl,btl->bt", d, d))
 
 
 def meta_test_analytic(dist_star, params: Params):
@@ -347,6 +563,9 @@ def meta_test_analytic(dist_star, params: Params):
                 + alpha_r^2 sigma^2 p / n_r) / 2.
     """
     prm = params
+    if prm.adaptation_steps != 1 or prm.spectrum is not None:
+        raise ValueError("meta_test='analytic' needs adaptation_steps=1 and isotropic inputs (no spectrum); "
+                         "use 'reduced' or 'full'")
     ar, n, p = prm.alpha_r, prm.n_r, prm.p
     factor = 1.0 - 2.0 * ar + ar * ar * (n + p + 1) / n
     return 0.5 * (prm.sigma**2 + (np.asarray(dist_star) + prm.nu**2) * factor + ar * ar * prm.sigma**2 * p / n)
@@ -360,8 +579,15 @@ def _bytes_per_run(prm: Params, meta_test: str, test_tasks: int) -> int:
     p, m, N = prm.p, prm.m, prm.m * prm.n_v
     nn = prm.n_t + prm.n_v
     doubles = m * nn * (p + 3) + m * p + m * prm.n_v * (prm.n_t + 2 * p) + 3 * min(N, p) ** 2 + 4 * p
-    if meta_test == "reduced":
-        doubles += 14 * test_tasks
+    if prm.inner_steps > 1:
+        doubles += m * prm.n_v * (p + 1)
+    if meta_test == "reduced" and prm.spectrum is None:
+        if prm.adaptation_steps == 1:
+            doubles += 14 * test_tasks
+        else:
+            doubles += test_tasks * (2 + 8 * (min(prm.n_r, p) + 1))
+    elif meta_test == "reduced" and prm.adaptation_steps == 1:
+        doubles += test_tasks * (8 * p + 10)
     return 8 * doubles
 
 
@@ -369,6 +595,15 @@ def _full_task_chunk(prm: Params, test_tasks: int) -> int:
     """Test tasks per draw in 'full' mode: a function of the sizes only (keeps draws batch-independent)."""
     per_task = 8 * BLOCK * (prm.n_r * (prm.p + 2) + 2 * prm.p)
     return max(1, min(test_tasks, _MEMORY_BUDGET // per_task))
+
+
+def check_threshold(prm: Params) -> None:
+    """Refuse |p - m n_v| <= 1 with label noise or task spread: there the test loss has no finite mean
+    (the inverse moments of the meta-training Gram matrix diverge)."""
+    N = prm.m * prm.n_v
+    if abs(prm.p - N) <= 1 and (prm.sigma > 0 or prm.nu > 0):
+        raise ValueError(f"the average test loss has no finite mean at the interpolation threshold |p - m n_v| <= 1 "
+                         f"(the meta-training Gram matrix's inverse moments diverge); got p={prm.p}, m n_v={N}")
 
 
 def simulate(
@@ -389,35 +624,52 @@ def simulate(
     meta_test="reduced",
     batch=None,
     workers=1,
+    inner_steps=1,
+    adaptation_steps=1,
+    spectrum=None,
     progress=None,
 ) -> dict:
-    """Monte Carlo average test loss of one-step MAML.
+    """Monte Carlo average test loss of MAML (one step by default).
 
     Each run: meta-train on m fresh tasks (exact omega*), then average L_test over
     `test_tasks` fresh test tasks. Returns a dict with mean (over runs of the per-run
     averages), stderr (std of per-run averages, ddof=1, / sqrt(runs); inf when runs == 1),
     runs, test_tasks, meta_test, regime, seed, params, per_run (array).
 
+    inner_steps (k_t), adaptation_steps (k_r): steps of the inner loop at meta-training and of the
+    adaptation at meta-test. spectrum: eigenvalue levels of the input covariance Sigma (None:
+    identity); p must be divisible by their number. Sizes may be integral floats (60.0).
     meta_test: 'full' (draw w, X_r, z_r: plain ground truth), 'reduced' (default; exact
-    in distribution, 6 scalar draws per test task), 'analytic' (closed-form conditional
-    expectation given omega*: variance-reduced, test_tasks unused).
+    in distribution, 6 scalar draws per test task for one step, about 3 min(n_r, p) for k_r steps,
+    2p + 3 with a spectrum and one step; with a spectrum and several steps no reduction is derived and
+    it samples as 'full' does), 'analytic'
+    (closed-form conditional expectation given omega*: variance-reduced, test_tasks unused; one
+    adaptation step and isotropic inputs only).
     batch: runs processed together (rounded up to a multiple of BLOCK); None sizes it to
     ~32 MB of work arrays. workers: threads processing batches concurrently (NumPy's RNG
     and linear algebra release the GIL; memory scales with workers). Neither batch nor
-    workers changes the results (see module docstring).
-    progress: None, or a callable called with the number of runs finished so far, after each
-    batch of blocks (it never changes the results).
+    workers changes the results (see module docstring). progress: None, or a callable called
+    with the number of runs finished so far after each batch of blocks (from the calling
+    thread); it never changes results.
+    Refuses |p - m n_v| <= 1 (with sigma > 0 or nu > 0), where the loss has no finite mean.
     """
-    prm = make_params(p, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, dist0)
+    prm = make_params(p, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, dist0, inner_steps, adaptation_steps,
+                      spectrum)
     runs = check_positive_int("runs", runs)
     test_tasks = check_positive_int("test_tasks", test_tasks)
     workers = check_positive_int("workers", workers)
     if not isinstance(meta_test, str) or meta_test not in META_TEST_MODES:
         raise ValueError(f"meta_test must be one of {META_TEST_MODES}, got {meta_test!r}")
+    if meta_test == "analytic" and (prm.adaptation_steps != 1 or prm.spectrum is not None):
+        raise ValueError("meta_test='analytic' needs adaptation_steps=1 and isotropic inputs (no spectrum); "
+                         "use 'reduced' or 'full'")
     if seed is not None and (
         isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0
     ):
         raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be None or a callable taking the number of runs finished; got {progress!r}")
+    check_threshold(prm)
     if batch is None:
         per_block = BLOCK * _bytes_per_run(prm, meta_test, test_tasks)
         blocks_per_batch = max(1, _MEMORY_BUDGET // per_block)
@@ -432,13 +684,19 @@ def simulate(
     per_run = np.empty(runs)
     batches = [range(k, min(n_blocks, k + blocks_per_batch)) for k in range(0, n_blocks, blocks_per_batch)]
     job = _Job(prm, meta_test, test_tasks, runs, children, per_run, blocks_per_batch * BLOCK)
+    done = 0
+
+    def finished(blocks):
+        nonlocal done
+        done += min(runs, (blocks[-1] + 1) * BLOCK) - blocks[0] * BLOCK
+        if progress is not None:
+            progress(done)
 
     if workers == 1 or len(batches) == 1:
         ws = job.workspace()
         for blocks in batches:
             job.run(blocks, ws)
-            if progress is not None:
-                progress(min(runs, (blocks[-1] + 1) * BLOCK))
+            finished(blocks)
     else:
         import threading
         from concurrent.futures import ThreadPoolExecutor
@@ -449,11 +707,11 @@ def simulate(
             if not hasattr(local, "ws"):
                 local.ws = job.workspace()
             job.run(blocks, local.ws)
+            return blocks
 
         with ThreadPoolExecutor(max_workers=min(workers, len(batches))) as pool:
-            for blocks, _ in zip(batches, pool.map(run, batches)):
-                if progress is not None:
-                    progress(min(runs, (blocks[-1] + 1) * BLOCK))
+            for blocks in pool.map(run, batches):
+                finished(blocks)
 
     mean = float(per_run.mean())
     if not math.isfinite(mean):
@@ -482,12 +740,22 @@ class _Job:
         self.children, self.per_run, self.batch = children, per_run, batch
         self.omega0 = prm.omega0()
         self.tchunk = _full_task_chunk(prm, test_tasks)
+        # the meta-test sampler: 'reduced' samples everything where no reduction is derived (a spectrum
+        # with several adaptation steps)
+        self.sampler = meta_test
+        if meta_test == "reduced" and prm.spectrum is not None:
+            self.sampler = "reduced_sigma" if prm.adaptation_steps == 1 else "full"
 
     def workspace(self) -> dict:
         ws = {"train": _alloc_training(self.prm, self.batch)}
-        if self.meta_test == "reduced":
-            ws["draws"] = tuple(np.empty((self.batch, self.T)) for _ in range(6))
-        elif self.meta_test == "full":
+        if self.sampler == "reduced":
+            if self.prm.adaptation_steps == 1:
+                ws["draws"] = tuple(np.empty((self.batch, self.T)) for _ in range(6))
+            else:
+                ws["draws"] = _alloc_bidiagonal(self.prm, (self.batch, self.T))
+        elif self.sampler == "reduced_sigma":
+            ws["draws"] = _alloc_sigma_draws(self.prm, (self.batch, self.T))
+        elif self.sampler == "full":
             p, n_r, t = self.prm.p, self.prm.n_r, self.tchunk
             ws["full"] = dict(
                 g=np.empty((BLOCK, t, p)),
@@ -508,19 +776,31 @@ class _Job:
 
         tr = ws["train"]
         for gen, s in zip(gens, sl):
-            _draw_training(gen, prm, tr["X"][s], tr["z"][s], tr["w"][s])
+            _draw_training(gen, prm, tr["X"][s], tr["z"][s], tr["w"][s], tr["start"][s] if "start" in tr else None)
         Z, b = _build_Zb(prm, tr, B)
-        omega_star = meta_solution(Z, b, self.omega0, prm.regime)
+        omega0 = tr["start"][:B] if "start" in tr else self.omega0
+        omega_star = meta_solution(Z, b, omega0, prm.regime)
         dist_star = np.einsum("bp,bp->b", omega_star, omega_star)  # |omega* - w0|^2, w0 = 0
 
         out = self.per_run[start:stop]
-        if self.meta_test == "analytic":
+        if self.sampler == "analytic":
             out[:] = meta_test_analytic(dist_star, prm)
-        elif self.meta_test == "reduced":
+        elif self.sampler == "reduced":
             draws = tuple(a[:B] for a in ws["draws"])
             for gen, s in zip(gens, sl):
-                _fill_reduced(gen, prm.p, prm.n_r, tuple(a[s] for a in draws))
-            out[:] = _reduced_losses(prm, dist_star, draws).mean(axis=1)
+                part = tuple(a[s] for a in draws)
+                if prm.adaptation_steps == 1:
+                    _fill_reduced(gen, prm.p, prm.n_r, part)
+                else:
+                    _fill_bidiagonal(gen, prm, part)
+            losses = (_reduced_losses(prm, dist_star, draws) if prm.adaptation_steps == 1
+                      else _bidiagonal_losses(prm, dist_star, draws))
+            out[:] = losses.mean(axis=1)
+        elif self.sampler == "reduced_sigma":
+            draws = tuple(a[:B] for a in ws["draws"])
+            for gen, s in zip(gens, sl):
+                _fill_sigma_draws(gen, prm, tuple(a[s] for a in draws))
+            out[:] = _sigma_losses(prm, omega_star, draws).mean(axis=1)
         else:
             for gen, s in zip(gens, sl):
                 n = s.stop - s.start

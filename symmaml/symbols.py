@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from .spectral import SpectrumInput
+
 __all__ = [
     "p", "m", "n_t", "n_v", "n_r", "alpha_t", "alpha_r", "sigma", "nu", "dist0", "d", "beta",
     "SIZES", "RATES", "SCALES", "PARAMETERS", "LATEX_NAMES", "by_name",
-    "ParameterSet", "LINEAR", "NONLINEAR",
+    "ParameterSet", "LINEAR", "LINEAR_ANISOTROPIC", "NONLINEAR", "SPECTRUM",
 ]
 
 # sizes: positive integers
@@ -73,11 +75,15 @@ class ParameterSet:
 
     Each symbol's kind follows from its assumptions: a positive integer is a *size*, a real symbol
     that may be negative a *rate* (any finite number), a non-negative one a *scale* (finite, >= 0).
-    ``defaults`` maps code names to default values (e.g. ``dist0 = 0``).
+    ``defaults`` maps code names to default values (e.g. ``dist0 = 0``).  ``derived`` lists derived
+    inputs: keyword arguments that are not symbols but fix some (e.g. ``spectrum``, a sequence of
+    eigenvalue levels, fixes the spectral moments of ``Sigma``; see :class:`symmaml.spectral.SpectrumInput`
+    for the protocol).
     """
 
     symbols: tuple
     defaults: dict = field(default_factory=dict, hash=False, compare=False)
+    derived: tuple = ()
 
     @property
     def names(self) -> tuple:
@@ -112,5 +118,10 @@ class ParameterSet:
 
 #: the parameters of mixed linear regression (``shared/spec/model.md``)
 LINEAR = ParameterSet(PARAMETERS, {"dist0": 0.0})
+#: ``spectrum=``: eigenvalue levels of the input covariance Sigma, each with an equal share of the p
+#: directions; fixes its spectral moments ``s_j = tr(Sigma^j)/p`` and normalised traces ``<h>_Sigma``
+SPECTRUM = SpectrumInput("spectrum")
+#: mixed linear regression with anisotropic inputs x ~ N(0, Sigma): the same parameters and ``spectrum``
+LINEAR_ANISOTROPIC = ParameterSet(PARAMETERS, {"dist0": 0.0}, derived=(SPECTRUM,))
 #: the parameters of nonlinear regression with a two-layer network in its kernel limit
 NONLINEAR = ParameterSet((d, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, beta))

@@ -150,9 +150,14 @@ def test_fast_pickles_rebuild_identical_expressions():
 def test_a_result_and_its_numeric_function_come_back_from_disk(cache_dir, monkeypatch):
     """average_test_loss reads the stored result; its numeric function is rebuilt from stored source,
     without lambdify, and gives the same numbers."""
-    derive = average_test_loss.__wrapped__  # below the in-process lru_cache
+    from symmaml.maml.loss import _average_test_loss
+    from symmaml.maml.model import PAPER
+
+    def derive(regime, order):  # below the in-process lru_cache
+        return _average_test_loss.__wrapped__(regime, order, PAPER)
+
     fresh = derive("over", "leading")
-    assert fresh.cache_key.startswith("symmaml.maml.loss.average_test_loss(")
+    assert fresh.cache_key.startswith("symmaml.maml.loss._average_test_loss(")
     point = dict(p=60, m=3, n_t=30, n_v=2, n_r=20, alpha_t=np.linspace(-2, 2, 5), alpha_r=0.2, sigma=1.0, nu=0.5)
     expected = fresh.numeric()(**point)
     loaded = derive("over", "leading")

@@ -386,7 +386,10 @@ def test_cache_info_and_clear(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("SYMMAML_CACHE_DIR", str(tmp_path / "cache"))
     code, out, _ = run(capsys, "cache", "info")
     assert code == 0 and f"directory: {tmp_path / 'cache'}" in out and "entries: 0" in out
-    average_test_loss.__wrapped__("over", "leading")  # stores one result
+    from symmaml.maml.loss import _average_test_loss
+    from symmaml.maml.model import PAPER
+
+    _average_test_loss.__wrapped__("over", "leading", PAPER)  # stores one result
     code, out, _ = run(capsys, "cache", "info", "--json")
     info = json.loads(out)
     assert code == 0 and info["entries"] == 1 and info["bytes"] > 0

@@ -41,7 +41,7 @@ KS_BAND = 2.4
 # --------------------------------------------------------------------------- validation
 
 INT_NAMES = ["p", "m", "n_t", "n_v", "n_r"]
-BAD_INTS = [0, -1, 2.5, 3.0, True, "3", None, np.float64(2.0)]
+BAD_INTS = [0, -1, 2.5, True, "3", None, np.float64(2.5), np.bool_(True)]
 
 
 @pytest.mark.parametrize("name", INT_NAMES)
@@ -87,8 +87,11 @@ def test_rejects_bad_seed(bad):
 
 
 def test_check_helpers_messages_and_accepted_types():
-    with pytest.raises(ValueError, match=r"^n_t must be a positive integer, got 0$"):
+    with pytest.raises(ValueError, match=r"^n_t must be a positive integer; got 0$"):
         sim.check_positive_int("n_t", 0)
+    with pytest.raises(ValueError, match=r"^p must be a positive integer; got 60.5$"):
+        sim.check_positive_int("p", 60.5)
+    assert sim.check_positive_int("p", 60.0) == 60 and type(sim.check_positive_int("p", np.float64(3.0))) is int
     assert sim.check_positive_int("p", np.int64(7)) == 7 and type(sim.check_positive_int("p", np.int32(7))) is int
     assert sim.check_finite("alpha_t", np.float32(0.5)) == 0.5
     assert sim.check_finite("alpha_t", -3) == -3.0
@@ -100,7 +103,7 @@ def test_check_helpers_messages_and_accepted_types():
 @settings(max_examples=40, derandomize=True, deadline=None)
 @given(name=st.sampled_from(INT_NAMES), value=st.integers(max_value=0))
 def test_rejects_any_non_positive_size(name, value):
-    with pytest.raises(ValueError, match=rf"^{name} must be a positive integer, got {value}$"):
+    with pytest.raises(ValueError, match=rf"^{name} must be a positive integer; got {value}$"):
         sim.make_params(**dict(SMALL, **{name: value}))
 
 
@@ -122,7 +125,7 @@ def test_extreme_but_valid_inputs_give_finite_results():
     r = sim.simulate(**dict(SMALL, sigma=0.0, nu=0.0, dist0=0.0), runs=70, test_tasks=3)
     assert r["mean"] == 0.0 and r["stderr"] == 0.0
     for mode in sim.META_TEST_MODES:
-        r = sim.simulate(p=1, m=1, n_t=1, n_v=1, n_r=1, alpha_t=-2.0, alpha_r=3.0, sigma=0.0, nu=1.0,
+        r = sim.simulate(p=3, m=1, n_t=1, n_v=1, n_r=1, alpha_t=-2.0, alpha_r=3.0, sigma=0.0, nu=1.0,
                          runs=1, test_tasks=1, meta_test=mode)
         assert math.isfinite(r["mean"]) and r["stderr"] == math.inf and r["runs"] == 1
     # float64 overflow is reported, never returned as NaN
@@ -351,4 +354,129 @@ def test_adaptation_step_by_hand(mode, case):
                     + alpha_r**2 * sigma**2 * p / n_r)
     r = sim.simulate(p=p, m=m, n_t=2, n_v=n_v, n_r=n_r, alpha_t=0.0, alpha_r=alpha_r, sigma=sigma, nu=0.0,
                      dist0=dist0, runs=6000, test_tasks=10, seed=23, meta_test=mode)
+    assert agree(r["mean"], r["stderr"], expect, 0.0), (r["mean"], expect)
+
+
+# --------------------------------------------------------------------------- the model family
+
+
+def test_integral_float_sizes_are_sizes():
+    """D1: 60.0 is the size 60 (same draws, same result); 60.5 is refused naming the parameter."""
+    a = sim.simulate(**dict(SMALL, p=6.0, n_r=3.0), runs=70, seed=1, inner_steps=2.0)
+    b = sim.simulate(**SMALL, runs=70, seed=1, inner_steps=2)
+    assert np.array_equal(a["per_run"], b["per_run"]) and a["params"]["p"] == 6
+    with pytest.raises(ValueError, match=r"^inner_steps must be a positive integer; got 1.5$"):
+        sim.simulate(**SMALL, runs=2, inner_steps=1.5)
+
+
+def test_progress_callback():
+    """D2: called after each batch with the runs finished so far, ending at runs; never changes results."""
+    for workers in (1, 2):
+        seen = []
+        r = sim.simulate(**SMALL, runs=300, seed=4, batch=64, workers=workers, progress=seen.append)
+        assert seen == sorted(seen) and seen[-1] == 300 and len(seen) == 5
+        assert np.array_equal(r["per_run"], sim.simulate(**SMALL, runs=300, seed=4)["per_run"])
+    with pytest.raises(TypeError, match="^progress must be None or a callable"):
+        sim.simulate(**SMALL, runs=2, progress=3)
+
+
+@pytest.mark.parametrize("p", [3, 4, 5])
+def test_interpolation_threshold_is_refused(p):
+    """|p - m n_v| <= 1 with noise: the loss has no finite mean; without noise or task spread it does."""
+    kw = dict(SMALL, p=p, m=2, n_v=2)
+    with pytest.raises(ValueError, match=r"no finite mean at the interpolation threshold .* got p=%d, m n_v=4" % p):
+        sim.simulate(**kw, runs=2)
+    r = sim.simulate(**dict(kw, sigma=0.0, nu=0.0), runs=2)
+    assert math.isfinite(r["mean"])
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_inner_steps_reproduce_the_meta_loss_as_defined(k):
+    """Z, b with k_t steps against the inner loop written out: k gradient steps from omega on the
+    support set, then the query loss.  Catches a step applied to the wrong side or a missing term of b."""
+    prm = sim.make_params(p=7, m=2, n_t=3, n_v=2, n_r=2, alpha_t=-0.3, alpha_r=0.1, sigma=0.5, nu=0.8,
+                          inner_steps=k)
+    rng = np.random.Generator(np.random.PCG64(1))
+    Z, b, d = sim.sample_meta_training(rng, prm, 4, return_data=True)
+    omega = rng.standard_normal((4, prm.p))
+    Xt, yt, Xv, yv = d["X_t"], d["y_t"], d["X_v"], d["y_v"]
+    theta = np.broadcast_to(omega[:, None, :], d["w"].shape).copy()
+    for _ in range(k):
+        grad = -np.einsum("bmnp,bmn->bmp", Xt, yt - np.einsum("bmnp,bmp->bmn", Xt, theta)) / prm.n_t
+        theta = theta - prm.alpha_t * grad
+    res = yv - np.einsum("bmnp,bmp->bmn", Xv, theta)
+    direct = (res**2).sum(axis=2).mean(axis=1) / (2 * prm.n_v)
+    assert np.allclose(sim.meta_loss(Z, b, omega), direct, rtol=1e-12)
+
+
+@pytest.mark.parametrize("p,n_r,k", [(6, 3, 2), (4, 6, 3), (5, 5, 2), (1, 2, 2)])
+def test_bidiagonal_sampler_agrees_with_full_given_omega_star(p, n_r, k):
+    """k_r steps: the reduced (bidiagonal) sampler and the full sampler have the same law given omega*
+    (means within 4 s.e., KS distance below 2.4, 20,000 test tasks).  Catches an off-by-one in the chi
+    degrees of freedom or in the superdiagonal (a shifted law, several s.e. away)."""
+    prm = sim.make_params(p=p, m=1, n_t=1, n_v=1, n_r=n_r, alpha_t=0.0, alpha_r=0.35, sigma=0.7, nu=0.9,
+                          adaptation_steps=k)
+    omega = np.random.default_rng(3).standard_normal((2, p)) * np.array([0.0, 1.2])[:, None]
+    dist = np.einsum("bp,bp->b", omega, omega)
+    T = 20_000
+    full = sim.meta_test_full(np.random.Generator(np.random.PCG64(1)), omega, prm, T)
+    red = sim.meta_test_reduced(np.random.Generator(np.random.PCG64(2)), dist, prm, T)
+    for j in range(2):
+        f, r = full[j], red[j]
+        se = lambda a: a.std(ddof=1) / math.sqrt(T)  # noqa: E731
+        assert agree(f.mean(), se(f), r.mean(), se(r)), (j, f.mean(), r.mean())
+        assert ks_statistic(f, r) <= KS_BAND, (j, ks_statistic(f, r))
+
+
+def test_spectrum_inputs():
+    """Sigma's levels: column variances of the designs; omega0 - w0 uniform on the sphere of radius
+    sqrt(dist0); p must be divisible by the number of levels; 'analytic' needs isotropic inputs."""
+    prm = sim.make_params(p=6, m=2, n_t=3, n_v=2, n_r=2, alpha_t=0.2, alpha_r=0.1, sigma=0.5, nu=0.8,
+                          dist0=2.0, spectrum=[0.5, 1.0, 4.0])
+    assert np.array_equal(prm.sigma_diag(), [0.5, 0.5, 1.0, 1.0, 4.0, 4.0])
+    rng = np.random.Generator(np.random.PCG64(3))
+    _, _, d = sim.sample_meta_training(rng, prm, 4000, return_data=True)
+    var = (d["X_t"] ** 2).mean(axis=(0, 1, 2))
+    assert np.allclose(var, prm.sigma_diag(), rtol=0.05)
+    start = d["omega0"]
+    assert np.allclose(np.einsum("bp,bp->b", start, start), 2.0)
+    assert np.allclose(start.mean(axis=0), 0.0, atol=5 * math.sqrt(2.0 / 6 / 4000))
+    with pytest.raises(ValueError, match="p must be divisible by the number of spectrum levels; got p=6, 4 levels"):
+        sim.simulate(**SMALL, runs=2, spectrum=[1, 2, 3, 4])
+    with pytest.raises(ValueError, match="spectrum levels must be positive"):
+        sim.simulate(**SMALL, runs=2, spectrum=[1.0, -1.0])
+    with pytest.raises(ValueError, match="^meta_test='analytic' needs adaptation_steps=1 and isotropic inputs"):
+        sim.simulate(**SMALL, runs=2, spectrum=[1.0, 2.0], meta_test="analytic")
+    # 'reduced' samples everything with a spectrum and several adaptation steps: the same as 'full'
+    kw = dict(SMALL, runs=64, seed=2, spectrum=[1.0, 2.0], test_tasks=3, adaptation_steps=2)
+    assert np.array_equal(sim.simulate(**kw)["per_run"], sim.simulate(**kw, meta_test="full")["per_run"])
+
+
+@pytest.mark.parametrize("p,n_r,spectrum", [(6, 3, [0.5, 1.5]), (4, 1, [0.2, 3.0]), (6, 8, [1.0, 2.0, 4.0])])
+def test_reduced_sigma_sampler_agrees_with_full_given_omega_star(p, n_r, spectrum):
+    """Anisotropic inputs, one step: the reduced sampler (2p + 3 draws) and the full sampler have the
+    same law given omega* (means within 4 s.e., KS below 2.4, 20,000 test tasks), including omega* = w0
+    with nu = 0 (v = 0).  Catches Sigma applied once instead of twice in the step (a shifted mean)."""
+    for nu in (0.9, 0.0):
+        prm = sim.make_params(p=p, m=1, n_t=1, n_v=1, n_r=n_r, alpha_t=0.0, alpha_r=0.45, sigma=0.7, nu=nu,
+                              spectrum=spectrum)
+        omega = np.random.default_rng(3).standard_normal((2, p)) * np.array([0.0, 1.2])[:, None]
+        T = 20_000
+        full = sim.meta_test_full(np.random.Generator(np.random.PCG64(1)), omega, prm, T)
+        red = sim.meta_test_reduced_sigma(np.random.Generator(np.random.PCG64(2)), omega, prm, T)
+        for j in range(2):
+            f, r = full[j], red[j]
+            se = lambda a: a.std(ddof=1) / math.sqrt(T)  # noqa: E731
+            assert agree(f.mean(), se(f), r.mean(), se(r)), (nu, j, f.mean(), r.mean())
+            assert ks_statistic(f, r) <= KS_BAND, (nu, j, ks_statistic(f, r))
+
+
+def test_spectrum_test_loss_by_hand():
+    """alpha_t = alpha_r = 0, nu = sigma = 0, omega0 - w0 uniform of norm^2 dist0, m n_v < p: omega* - w0
+    = (I - P) delta0; with Sigma = I it is dist0 (1 - N/p) (test_over_noiseless_projection); with one
+    level c it is c times that (the loss weighs by Sigma = c I)."""
+    p, m, n_v, dist0, c = 10, 2, 3, 2.0, 3.0
+    expect = 0.5 * c * dist0 * (1 - m * n_v / p)
+    r = sim.simulate(p=p, m=m, n_t=2, n_v=n_v, n_r=2, alpha_t=0.0, alpha_r=0.0, sigma=0.0, nu=0.0,
+                     dist0=dist0, runs=20_000, test_tasks=1, seed=22, spectrum=[c])
     assert agree(r["mean"], r["stderr"], expect, 0.0), (r["mean"], expect)

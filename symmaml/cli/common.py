@@ -17,7 +17,8 @@ from ..symbols import PARAMETERS, SIZES
 __all__ = ["UsageError", "Parser", "PARAM_NAMES", "SIZE_NAMES", "REPO", "parse_values", "fmt", "grid",
            "json_number", "write_output", "write_outputs", "check_output", "prepare_output_dir", "add_parameters",
            "Progress", "attach_negative_values", "add_sweep_options", "sweep_options", "lazy_grid", "json_head",
-           "json_row"]
+           "json_row",
+           "add_model_options", "model_from_args"]
 
 PARAM_NAMES = tuple(s.name for s in PARAMETERS)
 SIZE_NAMES = frozenset(s.name for s in SIZES)
@@ -274,6 +275,48 @@ def sweep_options(args) -> dict:
         except DaskMissing as e:
             raise UsageError(str(e)) from None
     return dict(workers=workers, scheduler=scheduler)
+
+
+def _steps_value(flag: str):
+    def parse(text: str) -> int:
+        try:
+            v = float(text)
+        except ValueError:
+            v = math.nan
+        if not (math.isfinite(v) and v.is_integer() and v >= 1):
+            raise UsageError(f"{flag} must be a positive integer; got {text!r}")
+        return int(v)
+    return parse
+
+
+def _spectrum_value(text: str) -> tuple:
+    try:
+        levels = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"malformed value for --spectrum: {text!r} (expected positive levels like 0.5,1.5)") from None
+    if not levels or not all(math.isfinite(v) and v > 0 for v in levels):
+        raise UsageError(f"--spectrum levels must be positive finite numbers; got {text!r}")
+    return levels
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """``--inner-steps``, ``--adaptation-steps``, ``--spectrum``: which model of the family (the paper's by default)."""
+    g = p.add_argument_group("model (default: the paper's, one inner step, one adaptation step, isotropic inputs)")
+    g.add_argument("--inner-steps", dest="inner_steps", type=_steps_value("--inner-steps"), default=1, metavar="K",
+                   help="k_t: inner-loop steps during meta-training (default 1)")
+    g.add_argument("--adaptation-steps", dest="adaptation_steps", type=_steps_value("--adaptation-steps"), default=1,
+                   metavar="K", help="k_r: adaptation steps at meta-test (default 1)")
+    g.add_argument("--spectrum", dest="spectrum", type=_spectrum_value, default=None, metavar="L1,L2,...",
+                   help="anisotropic inputs x ~ N(0, Sigma): the eigenvalue levels of Sigma, each with an equal share "
+                        "of the p directions (e.g. 0.5,1.5)")
+
+
+def model_from_args(args):
+    """The :class:`symmaml.maml.Model` the model options select (anisotropic iff ``--spectrum`` is given)."""
+    from ..maml import Model
+
+    return Model(inner_steps=getattr(args, "inner_steps", 1), adaptation_steps=getattr(args, "adaptation_steps", 1),
+                 anisotropic=getattr(args, "spectrum", None) is not None)
 
 
 # ----------------------------------------------------------------------------- progress

@@ -4,15 +4,18 @@ from __future__ import annotations
 import json
 import sys
 
-from .common import check_output, write_outputs
+from .common import UsageError, add_model_options, check_output, model_from_args, write_outputs
 
 __all__ = ["register", "run"]
 
 
-def result(regime: str, order: str):
-    from ..maml import average_test_loss
+def result(regime: str, order: str, model=None):
+    from ..maml import NotDerived, average_test_loss
 
-    return average_test_loss(regime, order)
+    try:
+        return average_test_loss(regime, order, model)
+    except NotDerived as e:
+        raise UsageError(str(e)) from None
 
 
 def run(args) -> int:
@@ -22,7 +25,7 @@ def run(args) -> int:
                                              (args.markdown, "Markdown")) if path is not None]
     for path, what in files:  # refuse an unwritable place before deriving anything
         check_output(path, what)
-    r = result(args.regime, args.order)
+    r = result(args.regime, args.order, model_from_args(args))
     render = {"standalone LaTeX": lambda: r.latex(standalone=True), "LaTeX fragment": r.latex,
               "Markdown": r.markdown}
     write_outputs([(path, render[what](), what) for path, what in files])
@@ -61,4 +64,5 @@ def register(sub, regimes, orders) -> None:
                                                       "(needs amsmath and amssymb)")
     d.add_argument("--markdown", metavar="FILE", help="write the derivation as Markdown ($$ math)")
     d.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_model_options(d)
     d.set_defaults(func=run)

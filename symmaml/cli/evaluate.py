@@ -9,7 +9,7 @@ import json
 import math
 import sys
 
-from .common import PARAM_NAMES, SIZE_NAMES, UsageError, add_parameters, fmt, json_head, lazy_grid
+from .common import PARAM_NAMES, SIZE_NAMES, UsageError, add_model_options, add_parameters, fmt, json_head, lazy_grid, model_from_args
 from .derive import result
 
 __all__ = ["register", "run", "CHUNK"]
@@ -24,13 +24,19 @@ def _json_float(v: float) -> str:
 
 def run(args) -> int:
     grid = lazy_grid(args)
-    r = result(args.regime, args.order)
+    model = model_from_args(args)
+    r = result(args.regime, args.order, model)
     if args.dps is not None and args.backend != "mpmath":
         raise UsageError(f"--dps applies to --backend mpmath only (the {args.backend} backend computes in float64)")
     options = {"dps": args.dps} if args.dps is not None else {}
-    f = r.numeric(args.backend, **options)
-    dps = f.dps if args.backend == "mpmath" else None
+    numeric = r.numeric(args.backend, **options)
+    dps = numeric.dps if args.backend == "mpmath" else None
+    extra = {"spectrum": args.spectrum} if args.spectrum is not None else {}
+    f = (lambda **kw: numeric(**kw, **extra)) if extra else numeric
     meta = dict(regime=r.regime, order=r.order, backend=args.backend)
+    if not model.is_paper:
+        meta.update(model=dict(inner_steps=model.inner_steps, adaptation_steps=model.adaptation_steps,
+                               spectrum=list(args.spectrum) if args.spectrum is not None else None))
     if len(grid) == 1:
         pt = grid[0]
         if args.backend == "mpmath":
@@ -144,4 +150,5 @@ def register(sub, regimes, orders) -> None:
                         "taken exactly as the decimal it prints as, 15 significant digits)")
     e.add_argument("--dps", type=int, default=None, help="significant digits for --backend mpmath (default 50)")
     e.add_argument("--json", action="store_true", help="print JSON (an object; rows for a sweep)")
+    add_model_options(e)
     e.set_defaults(func=run)

@@ -5,7 +5,7 @@ import csv
 import json
 import sys
 
-from .common import PARAM_NAMES, UsageError, add_parameters, fmt, grid
+from .common import PARAM_NAMES, UsageError, add_model_options, add_parameters, fmt, grid, model_from_args
 
 __all__ = ["register", "run"]
 
@@ -17,7 +17,9 @@ def run(args) -> int:
     if getattr(args, other) is None:
         raise UsageError(f"the following arguments are required: --{other.replace('_', '-')}")
     points, swept = grid(args, exclude=(args.wrt,))
-    results = [optimize(args.regime, args.wrt, args.order, **pt) for pt in points]
+    model = model_from_args(args)
+    extra = {} if model.is_paper else {"model": model, "spectrum": args.spectrum}
+    results = [optimize(args.regime, args.wrt, args.order, **extra, **pt) for pt in points]
     if len(points) == 1:
         res = results[0]
         if args.json:
@@ -75,4 +77,5 @@ def register(sub, regimes, orders) -> None:
     o.add_argument("--order", choices=orders, default="leading", help="order of approximation (default: leading)")
     add_parameters(o, optional=("alpha_t", "alpha_r"))
     o.add_argument("--json", action="store_true", help="print JSON")
+    add_model_options(o)
     o.set_defaults(func=run)

@@ -14,27 +14,39 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .common import (PARAM_NAMES, Progress, UsageError, add_parameters, add_sweep_options, fmt, json_head,
-                     json_number, json_row, lazy_grid, sweep_options)
+from .common import (PARAM_NAMES, Progress, UsageError, add_model_options, add_parameters, add_sweep_options, fmt,
+                     json_head, json_number, json_row, lazy_grid, sweep_options)
 
 __all__ = ["register", "run", "run_simulation", "check_regime"]
 
 
 def run_simulation(params: dict, *, runs: int, seed: int, test_tasks: int, meta_test: str,
-                   progress: Progress | None = None, workers: int | None = 1, scheduler: str | None = None) -> dict:
+                   progress: Progress | None = None, workers: int | None = 1, scheduler: str | None = None,
+                   **model) -> dict:
     """One point as ``symmaml simulate`` computes it: mean, stderr, runs, seed, test_tasks, meta_test, regime.
 
     The runs are drawn in chunks of :data:`symmaml.sweep.CHUNK_RUNS` (chunk 0 seeded ``seed``), so with
     at most that many runs this is exactly ``symmaml.sim.simulate(..., runs=runs, seed=seed)``.
+    ``model``: ``inner_steps``, ``adaptation_steps``, ``spectrum`` (as ``simulate`` takes them).
     """
     from .. import sweep
     from ..sim import regime
 
-    fn = functools.partial(sweep.simulate_chunk, test_tasks=test_tasks, meta_test=meta_test)
+    fn = functools.partial(sweep.simulate_chunk, test_tasks=test_tasks, meta_test=meta_test, **_model_options(model))
     (res,) = sweep.run(fn, [params], runs=runs, seed=seed, workers=workers, scheduler=scheduler,
                        progress=None if progress is None else progress.set)
     return dict(res, seed=seed, test_tasks=test_tasks, meta_test=meta_test,
                 regime=regime(params["p"], params["m"], params["n_v"]))
+
+
+def _model_options(model: dict) -> dict:
+    """The model options that differ from the paper's model (so that the paper's sweeps are described,
+    and resumed, as before)."""
+    defaults = dict(inner_steps=1, adaptation_steps=1, spectrum=None)
+    out = {k: v for k, v in model.items() if v != defaults.get(k)}
+    if out.get("spectrum") is not None:
+        out["spectrum"] = tuple(out["spectrum"])
+    return out
 
 
 def check_regime(args, grid=None) -> None:
@@ -106,7 +118,9 @@ def run(args) -> int:
         if target.is_dir():
             raise UsageError(f"cannot write {target}: it is a directory")
 
-    fn = functools.partial(sweep.simulate_chunk, test_tasks=args.test_tasks, meta_test=args.meta_test)
+    model = _model_options(dict(inner_steps=args.inner_steps, adaptation_steps=args.adaptation_steps,
+                                spectrum=args.spectrum))
+    fn = functools.partial(sweep.simulate_chunk, test_tasks=args.test_tasks, meta_test=args.meta_test, **model)
     n = len(grid)
     progress = Progress(args.runs * n, enabled=sys.stderr.isatty() and not args.quiet, points=n)
     journal = None if target is None else target.with_name(target.name + ".partial")
@@ -132,19 +146,22 @@ def run(args) -> int:
 def _write(out, args, grid, results, regime) -> None:
     """Print the results as they come (one line each; JSON streamed as one valid object)."""
     n, swept = len(grid), grid.swept
+    model = _model_options(dict(inner_steps=args.inner_steps, adaptation_steps=args.adaptation_steps,
+                                spectrum=args.spectrum))
+    model = {"model": {k: list(v) if isinstance(v, tuple) else v for k, v in model.items()}} if model else {}
     if n == 1:
         (res,), pt = list(results), grid[0]
         reg = regime(pt["p"], pt["m"], pt["n_v"])
         if args.json:
             out.write(json.dumps(dict(mean=res["mean"], stderr=json_number(res["stderr"]), runs=res["runs"],
                                       seed=args.seed, test_tasks=args.test_tasks, meta_test=args.meta_test,
-                                      regime=reg, parameters=pt), indent=2) + "\n")
+                                      regime=reg, **model, parameters=pt), indent=2) + "\n")
         else:
             out.write(f"{res['mean']!r} +- {res['stderr']!r} (stderr; {res['runs']} runs, seed {args.seed}, "
                       f"meta-test {args.meta_test})\n")
         return
     if args.json:
-        out.write(json_head(dict(seed=args.seed, test_tasks=args.test_tasks, meta_test=args.meta_test,
+        out.write(json_head(dict(seed=args.seed, test_tasks=args.test_tasks, meta_test=args.meta_test, **model,
                                  swept=swept)))
         for i, res in enumerate(results):
             row = dict(grid[i], mean=res["mean"], stderr=json_number(res["stderr"]), runs=res["runs"])
@@ -194,4 +211,5 @@ def register(sub, regimes, orders) -> None:
                         "computes only the missing ones")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     add_sweep_options(s)
+    add_model_options(s)
     s.set_defaults(func=run)

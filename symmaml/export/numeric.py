@@ -530,12 +530,20 @@ class NumericFunction:
         self.ignored = tuple(n for n in names if n in ignore)
         self._fingerprint = (hashlib.sha256(f"{cache_key} cse={self.cse}".encode()).hexdigest() if cache_key
                              else self._content_hash())
+        self.derived = tuple(parameters.derived)
         self.used = self._analyse()
+        #: the derived inputs (e.g. ``spectrum``) this expression needs
+        self.derived_used = tuple(dv for dv in self.derived
+                                  if dv.owns(self.expr) or any(dv.owns(v) for _, v in self.definitions))
+        self._forms: dict = {}
         self.checked = tuple(n for n in names if n not in self.ignored)
         params = []
         for n in names:
             default = parameters.defaults.get(n, None if n in self.ignored else inspect.Parameter.empty)
             params.append(inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=default))
+        for dv in self.derived:
+            default = inspect.Parameter.empty if dv in self.derived_used else None
+            params.append(inspect.Parameter(dv.name, inspect.Parameter.KEYWORD_ONLY, default=default))
         self.signature = inspect.Signature(params)
         self.__signature__ = self.signature
         self.__name__ = "numeric_function"
@@ -543,12 +551,13 @@ class NumericFunction:
         self._conditions = [self._compile_condition(c, t, i)
                             for i, (c, t) in enumerate(zip(self.conditions, self._condition_texts))]
         self._cache: dict = {}
-        self._mp = None
-        self._jax = None
-        if backend == "jax":
-            self._jax_fn()  # fail early and clearly if jax is missing
-        elif backend == "mpmath":
-            self._mp_fn()
+        self._mp: dict = {}
+        self._jax: dict = {}
+        if not self.derived_used:  # compile now (a derived input's form depends on its value)
+            if backend == "jax":
+                self._jax_fn(())  # fail early and clearly if jax is missing
+            elif backend == "mpmath":
+                self._mp_fn(())
 
     def __repr__(self) -> str:
         return f"<NumericFunction {self.name!r} backend={self.backend!r}>"
@@ -568,13 +577,14 @@ class NumericFunction:
                 if set(used) <= set(self.parameters.names):
                     return tuple(s for s in symbols if s.name in used)
         known = set(symbols)
+        owned = lambda s: any(dv.owns_symbol(s) for dv in self.derived)  # noqa: E731
         extra = []
         for sym, value in self.definitions:
             if sym in known:
                 raise ValueError(f"{self.name}: {sym} is defined twice, or is a parameter")
-            extra += sorted(s.name for s in value.free_symbols if s not in known)
+            extra += sorted(s.name for s in value.free_symbols if s not in known and not owned(s))
             known.add(sym)
-        extra += sorted((s.name for s in self.expr.free_symbols if s not in known))
+        extra += sorted((s.name for s in self.expr.free_symbols if s not in known and not owned(s)))
         for c in self.conditions:
             extra += sorted(s.name for s in c.free_symbols if s not in symbols)
         if extra:
@@ -601,6 +611,37 @@ class NumericFunction:
             self._renamed = (tuple((rename[sym], value.xreplace(rename)) for sym, value in self.definitions),
                              self.expr.xreplace(rename))
         return self._renamed
+
+    # -- derived inputs ---------------------------------------------------------------
+    def _form(self, dkey: tuple):
+        """``(expr, defs, used)`` for the values of the derived inputs summarised by ``dkey``: spectral
+        means written out over the levels; ``used`` the parameters, then the derived symbols."""
+        form = self._forms.get(dkey)
+        if form is None:
+            expr, defs = self._expr, self._defs
+            for dv, key in zip(self.derived_used, dkey):
+                expr = dv.rewrite(expr, key)
+                defs = tuple((sym, dv.rewrite(value, key)) for sym, value in defs)
+            free = expr.free_symbols.union(*(v.free_symbols for _, v in defs))
+            extra = sorted((x for x in free if any(dv.owns_symbol(x) for dv in self.derived_used)),
+                           key=default_sort_key)
+            form = self._forms[dkey] = (expr, defs, self.used + tuple(extra))
+        return form
+
+    def _derived_values(self, raw: dict, number=float) -> tuple[tuple, dict]:
+        """``(dkey, {symbol name: value})`` of the derived inputs given in ``raw``."""
+        dkey, checked = [], []
+        for dv in self.derived_used:
+            value = dv.check(raw[dv.name])
+            dkey.append(dv.key(value))
+            checked.append(value)
+        dkey = tuple(dkey)
+        values = {}
+        if self.derived_used:
+            used = self._form(dkey)[2][len(self.used):]
+            for dv, value in zip(self.derived_used, checked):
+                values.update(dv.values(value, used, number))
+        return dkey, values
 
     def _content_hash(self) -> str | None:
         """A hash of everything the compiled functions depend on (None if it cannot be pickled),
@@ -670,17 +711,24 @@ class NumericFunction:
     # -- arguments ------------------------------------------------------------------
     def _bind(self, args, kwargs) -> dict:
         names, defaults = self.parameters.names, self.parameters.defaults
+        derived = tuple(dv.name for dv in self.derived)
         if args:
-            raise TypeError(f"{self.name} takes keyword arguments only ({', '.join(names)}); "
+            raise TypeError(f"{self.name} takes keyword arguments only ({', '.join(names + derived)}); "
                             f"got {len(args)} positional")
-        unknown = sorted(set(kwargs) - set(names))
+        unknown = sorted(set(kwargs) - set(names) - set(derived))
         if unknown:
             raise TypeError(f"{self.name} got unexpected keyword argument(s): {', '.join(unknown)} "
-                            f"(parameters: {', '.join(names)})")
+                            f"(parameters: {', '.join(names + derived)})")
         missing = [n for n in self.checked if n not in kwargs and n not in defaults]
+        missing += [dv.name for dv in self.derived_used if kwargs.get(dv.name) is None]
         if missing:
             raise TypeError(f"{self.name} missing required keyword argument(s): {', '.join(missing)}")
-        return {n: kwargs.get(n, defaults.get(n)) for n in self.checked}
+        for dv in self.derived:  # validated even where the expression happens not to need it
+            if dv not in self.derived_used and kwargs.get(dv.name) is not None:
+                dv.check(kwargs[dv.name])
+        bound = {n: kwargs.get(n, defaults.get(n)) for n in self.checked}
+        self._raw_derived = {dv.name: kwargs[dv.name] for dv in self.derived_used}
+        return bound
 
     def _validate(self, raw: dict, allow_arrays: bool = True):
         values, shapes = {}, []
@@ -709,12 +757,14 @@ class NumericFunction:
     # -- evaluation -----------------------------------------------------------------
     def __call__(self, *args, **kwargs):
         raw = self._bind(args, kwargs)
+        derived = self._raw_derived
         if self.backend == "mpmath":
-            return self._call_mpmath(raw)
+            return self._call_mpmath(raw, derived)
         if self.backend == "jax":
-            return self._call_jax(raw)
+            return self._call_jax(raw, derived)
         values, shape = self._validate(raw)
-        return self._call_numpy(values, shape)
+        dkey, extra = self._derived_values(derived)
+        return self._call_numpy(values, shape, dkey=dkey, extra=extra)
 
     def masked(self, *args, **kwargs):
         """Like calling the function (NumPy backend), but a value that is not finite (outside the
@@ -722,47 +772,53 @@ class NumericFunction:
         Inputs are validated as usual."""
         if self.backend != "numpy":
             raise ValueError(f"masked() needs the 'numpy' backend; this function uses {self.backend!r}")
-        values, shape = self._validate(self._bind(args, kwargs))
-        return self._call_numpy(values, shape, strict=False)
+        raw = self._bind(args, kwargs)
+        derived = self._raw_derived
+        values, shape = self._validate(raw)
+        dkey, extra = self._derived_values(derived)
+        return self._call_numpy(values, shape, strict=False, dkey=dkey, extra=extra)
 
-    def _specialised(self, arrays: tuple):
-        fn = self._cache.get(arrays)
+    def _specialised(self, arrays: tuple, dkey: tuple = ()):
+        fn = self._cache.get((arrays, dkey))
         if fn is None:
-            syms = frozenset(s for s in self.used if s.name in arrays)
-            array_args = [s for s in self.used if s in syms]
-            scalar_args = [s for s in self.used if s not in syms]
+            expr, defs, used = self._form(dkey)
+            syms = frozenset(s for s in used if s.name in arrays)
+            array_args = [s for s in used if s in syms]
+            scalar_args = [s for s in used if s not in syms]
 
             def build():
                 # a definition is an array if it depends on one; the others are computed once, in floats
                 array_syms, scalar_defs = set(syms), []
-                for sym, value in self._defs:
+                for sym, value in defs:
                     if value.free_symbols & array_syms:
                         array_syms.add(sym)
                     else:
                         scalar_defs.append((sym, value))
                 spec = _Specialiser(frozenset(array_syms))
-                array_defs = [(sym, spec.rewrite(value)) for sym, value in self._defs if sym in array_syms]
-                body = spec.rewrite(self._expr)
+                array_defs = [(sym, spec.rewrite(value)) for sym, value in defs if sym in array_syms]
+                body = spec.rewrite(expr)
                 placeholders = [spec.index[c] for c in spec.coeffs]
                 return [(scalar_args, spec.coeffs, "special-math", self._cse_with(scalar_defs)) if spec.coeffs else None,
                         (array_args + placeholders, body, "special-numpy", self._cse_with(array_defs))]
 
-            coeff_fn, body_fn = _compiled(self._key(f"numpy arrays={','.join(s.name for s in array_args)}"), build)
+            coeff_fn, body_fn = _compiled(self._key(f"numpy arrays={','.join(s.name for s in array_args)}"
+                                                    + (f" derived={dkey!r}" if dkey else "")), build)
             fn = (coeff_fn, body_fn, [s.name for s in array_args], [s.name for s in scalar_args])
-            self._cache[arrays] = fn
+            self._cache[(arrays, dkey)] = fn
         return fn
 
-    def _call_numpy(self, values: dict, shape, strict: bool = True):
+    def _call_numpy(self, values: dict, shape, strict: bool = True, dkey: tuple = (), extra: dict | None = None):
         arrays = tuple(s.name for s in self.used if isinstance(values[s.name], np.ndarray))
-        coeff_fn, body_fn, array_names, scalar_names = self._specialised(arrays)
+        coeff_fn, body_fn, array_names, scalar_names = self._specialised(arrays, dkey)
+        inputs = {**values, **extra} if extra else values
         try:
-            coeffs = coeff_fn(*(values[n] for n in scalar_names)) if coeff_fn else []
+            coeffs = coeff_fn(*(inputs[n] for n in scalar_names)) if coeff_fn else []
         except (ZeroDivisionError, OverflowError, ValueError):
             if not strict:
                 return np.full(shape, np.nan) if shape else math.nan
             raise self._nonfinite(values) from None
         with np.errstate(all="ignore"):
-            out = body_fn(*(values[n] for n in array_names), *coeffs)
+            out = body_fn(*(inputs[n] for n in array_names), *coeffs)
         if not shape:
             out = float(out)
             if not math.isfinite(out):
@@ -780,17 +836,20 @@ class NumericFunction:
             raise self._nonfinite(values, (idx, shape))
         return out
 
-    def _mp_fn(self):
-        if self._mp is None:
-            self._mp, = _compiled(self._key("mpmath"),
-                                  lambda: [(self.used, self._expr, "special-mpmath", self._cse_with(self._defs))])
-        return self._mp
+    def _mp_fn(self, dkey: tuple = ()):
+        if dkey not in self._mp:
+            expr, defs, used = self._form(dkey)
+            self._mp[dkey], = _compiled(self._key("mpmath" + (f" derived={dkey!r}" if dkey else "")),
+                                        lambda: [(used, expr, "special-mpmath", self._cse_with(defs))])
+        return self._mp[dkey]
 
-    def _call_mpmath(self, raw: dict):
+    def _call_mpmath(self, raw: dict, derived: dict | None = None):
         values, _ = self._validate(raw, allow_arrays=False)
-        fn = self._mp_fn()
         with mpmath.workdps(self.dps):
+            dkey, extra = self._derived_values(derived or {}, number=_to_mpf)
+            fn = self._mp_fn(dkey)
             args = [_to_mpf(raw[s.name]) for s in self.used]
+            args += [extra[s.name] for s in self._form(dkey)[2][len(self.used):]]
             try:
                 out = fn(*args)
             except ZeroDivisionError:
@@ -800,9 +859,10 @@ class NumericFunction:
                 raise self._nonfinite(values)
             return PreciseMpf.of(out, self.dps)
 
-    def _jax_fn(self):
-        if self._jax is None:
-            quadratures = sorted({f.func.__name__ for e in (self._expr, *(v for _, v in self._defs))
+    def _jax_fn(self, dkey: tuple = ()):
+        if dkey not in self._jax:
+            expr, defs, used = self._form(dkey)
+            quadratures = sorted({f.func.__name__ for e in (expr, *(v for _, v in defs))
                                   for f in e.atoms(sp.Function) if f.func.__name__ in special.NUMPY})
             if quadratures:
                 raise ValueError(f"{self.name}: the 'jax' backend cannot evaluate {', '.join(quadratures)} "
@@ -811,16 +871,18 @@ class NumericFunction:
                 importlib.import_module("jax")
             except ImportError:
                 raise ImportError("the 'jax' backend needs JAX: pip install 'symmaml[jax]' (or pip install jax)") from None
-            self._jax, = _compiled(self._key("jax"), lambda: [(self.used, self._expr, "jax", self._cse_with(self._defs))])
-        return self._jax
+            self._jax[dkey], = _compiled(self._key("jax" + (f" derived={dkey!r}" if dkey else "")),
+                                         lambda: [(used, expr, "jax", self._cse_with(defs))])
+        return self._jax[dkey]
 
-    def _call_jax(self, raw: dict):
+    def _call_jax(self, raw: dict, derived: dict | None = None):
         import jax.numpy as jnp
 
-        fn = self._jax_fn()
+        dkey, extra = self._derived_values(derived or {})
+        fn = self._jax_fn(dkey)
         concrete = {n: v for n, v in raw.items() if not _is_tracer(v)}  # traced values cannot be checked
         values = self._validate({n: v if np.isscalar(v) else np.asarray(v) for n, v in concrete.items()})[0]
-        out = fn(*(raw[s.name] for s in self.used))
+        out = fn(*(raw[s.name] for s in self.used), *(extra[s.name] for s in self._form(dkey)[2][len(self.used):]))
         if not _is_tracer(out):
             shape = np.broadcast_shapes(*(np.shape(raw[n]) for n in raw))
             out = jnp.broadcast_to(jnp.asarray(out), shape)

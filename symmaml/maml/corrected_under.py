@@ -50,7 +50,8 @@ from ..rmt import expect, expectation
 from ..symbols import alpha_t, m, n_t, n_v, nu, p, sigma
 from .corrected import INNER_STEP_MOMENTS, NOISE_COVARIANCE, tr_a_moment
 from .exact import under_exact_error
-from .leading import _finish, under_error_decomposition
+from .leading import _finish, order_text, title, under_error_decomposition
+from .model import PAPER, Model
 from .meta_training import TASK, linearise, record_conditional, task_noise_covariance
 from .rules import SOLUTION_UNDER, WICK
 
@@ -345,11 +346,14 @@ def under_corrected_error(d: Derivation) -> tuple[sp.Expr, tuple]:
     return error, tuple(d.definitions)
 
 
-def derive_under_corrected() -> tuple[sp.Expr, Derivation, tuple, str]:
+def derive_under_corrected(model: Model = PAPER) -> tuple[sp.Expr, Derivation, tuple, str]:
+    """One inner step, isotropic inputs; any number of adaptation steps (the exact meta-test average)."""
+    if model.inner_steps != 1 or model.anisotropic:
+        raise ValueError("the underparameterised corrected order is derived for one inner step and isotropic inputs")
     d = Derivation(
-        "Average test loss of one-step MAML, underparameterised regime, finite-size corrected",
-        order=("corrected (exact leave-one-task-out identities; other tasks isotropic; two-node Gauss quadrature "
-               r"of the own task's spectrum; anchored at the exact $\alpha_t = 0$ result)"),
+        title("Average test loss of one-step MAML, underparameterised regime, finite-size corrected", model),
+        order=order_text("corrected (exact leave-one-task-out identities; other tasks isotropic; two-node Gauss "
+                         r"quadrature of the own task's spectrum; anchored at the exact $\alpha_t = 0$ result)", model),
         regime="under",
         assumptions=(r"p < m n_v - 1", SOLUTION_UNDER),
     )
@@ -357,4 +361,4 @@ def derive_under_corrected() -> tuple[sp.Expr, Derivation, tuple, str]:
     under_error_decomposition(d)
     record_conditional(d, lhs=sp.Symbol("C_1"))
     error, defs = under_corrected_error(d)
-    return _finish(d, error), d, defs, DOMAIN
+    return _finish(d, error, model), d, defs, DOMAIN

@@ -23,8 +23,13 @@ from ..rmt.wishart import INVERSE_WISHART_MEAN, inverse_wishart_moment
 from ..symbols import alpha_t, m, n_v, nu, p, sigma
 from .leading import N, _finish, over_error_decomposition, under_error_decomposition
 from ..rmt.conditional import conditional_expectation
-from .meta_training import OTHER_TASK, TASK, identity_multiple, linearise, record_conditional
-from .model import w0
+from ..rmt.covariance import as_function_of
+from ..rmt.haar import HAAR_ROTATION_SECOND_MOMENT, haar_rotation_second_moment
+from ..spectral import LAMBDA
+from .adaptation import adaptation_weight
+from .leading import model_assumptions, order_text, title
+from .meta_training import OTHER_TASK, TASK, identity_multiple, linearise, record_conditional, tasks
+from .model import PAPER, SIGMA, Model, w0
 from .rules import SOLUTION_OVER, SOLUTION_UNDER, SUBSTITUTE, WICK
 
 __all__ = ["derive_over_exact", "derive_under_exact", "under_exact_error", "SCHUR_COMPLEMENT", "ROTATION_SPLIT",
@@ -49,18 +54,29 @@ ROTATION_SPLIT = Rule(
 )
 
 
-def derive_over_exact() -> tuple[sp.Expr, Derivation]:
+def _exact_title(regime: str, model: Model) -> str:
+    base = rf"Average test loss of multi-task pre-training ($\alpha_t = 0$), {regime}parameterised regime"
+    if model.is_paper:
+        return base
+    return base.replace(r"multi-task pre-training ($\alpha_t = 0$)",
+                        rf"multi-task pre-training ($\alpha_t = 0$; {model.describe(tex=True)})")
+
+
+def derive_over_exact(model: Model = PAPER) -> tuple[sp.Expr, Derivation]:
+    if model.anisotropic:
+        raise ValueError("the exact alpha_t = 0 result does not carry over to anisotropic inputs in the "
+                         "overparameterised regime: (G Sigma G^T)^-1 is not an inverse Wishart matrix")
     d = Derivation(
-        r"Average test loss of multi-task pre-training ($\alpha_t = 0$), overparameterised regime",
-        order="exact (finite $p$, $m$, $n_v$)",
+        _exact_title("over", model),
+        order=order_text("exact (finite $p$, $m$, $n_v$)", model),
         regime="over",
         assumptions=(r"p > m n_v + 1", r"\alpha_t = 0",
                      SOLUTION_OVER),
     )
-    z1, e1 = linearise(d)
+    z1, e1 = linearise(d, model)
     d.add(NO_INNER_LOOP, z1, z1.subs(alpha_t, 0).doit(), lhs=sp.Symbol("Z_1"))
     proj_mean = over_error_decomposition(d)
-    c1 = record_conditional(d, lhs=sp.Symbol("C_1")).subs(alpha_t, 0).doit()
+    c1 = record_conditional(d, lhs=sp.Symbol("C_1"), model=model).subs(alpha_t, 0).doit()
     # C_1 = s I + t X_v X_v^T at alpha_t = 0: read off the two coefficients
     xv = z1.subs(alpha_t, 0).doit()
     s_coef = factor(c1.subs(xv, sp.ZeroMatrix(*xv.shape)).doit().args[0]) if isinstance(
@@ -91,7 +107,7 @@ def derive_over_exact() -> tuple[sp.Expr, Derivation]:
           variability, note="$m$ exchangeable task blocks")
     error_mean = proj_mean + noise + variability
     d.add(SUBSTITUTE, sp.Symbol(r"\mathbb{E}\lVert\omega^\star - w_0\rVert^2"), error_mean)
-    return _finish(d, error_mean), d
+    return _finish(d, error_mean, model), d
 
 
 SINGULAR_VECTORS = Rule(
@@ -117,20 +133,22 @@ SCALE_INDEPENDENCE = Rule(
 )
 
 
-def derive_under_exact() -> tuple[sp.Expr, Derivation]:
+def derive_under_exact(model: Model = PAPER) -> tuple[sp.Expr, Derivation]:
     d = Derivation(
-        r"Average test loss of multi-task pre-training ($\alpha_t = 0$), underparameterised regime",
-        order="exact (finite $p$, $m$, $n_v$)",
+        _exact_title("under", model),
+        order=order_text("exact (finite $p$, $m$, $n_v$)", model),
         regime="under",
-        assumptions=(r"p < m n_v - 1", r"\alpha_t = 0", SOLUTION_UNDER),
+        assumptions=(r"p < m n_v - 1", r"\alpha_t = 0", SOLUTION_UNDER) + model_assumptions(model),
     )
-    return _finish(d, under_exact_error(d)), d
+    if model.anisotropic:
+        return _finish(d, under_exact_error_sigma(d, model), model), d
+    return _finish(d, under_exact_error(d, model), model), d
 
 
-def under_exact_error(d: Derivation | None = None) -> sp.Expr:
+def under_exact_error(d: Derivation | None = None, model: Model = PAPER) -> sp.Expr:
     """``E|omega* - w0|^2`` at alpha_t = 0, underparameterised, exact (steps recorded in ``d``)."""
     d = d if d is not None else Derivation("scratch")
-    z1, e1 = linearise(d)
+    z1, e1 = linearise(d, model)
     xv = z1.subs(alpha_t, 0).doit()
     d.add(NO_INNER_LOOP, z1, xv, lhs=sp.Symbol("Z_1"))
     under_error_decomposition(d)
@@ -172,4 +190,97 @@ def under_exact_error(d: Derivation | None = None) -> sp.Expr:
     variability = factor(nu**2 / p * m * block)
     error_mean = noise + variability
     d.add(SUBSTITUTE, sp.Symbol(r"\mathbb{E}\lVert\omega^\star - w_0\rVert^2"), error_mean)
+    return error_mean
+
+
+COVARIANCE_FACTOR = Rule(
+    "whitening the design",
+    r"X = G\Sigma^{1/2}:\ S = \Sigma^{1/2}W\Sigma^{1/2},\ W_i = \Sigma^{1/2}V_i\Sigma^{1/2},\ "
+    r"\operatorname{tr}(S^{-1}MS^{-1}W_i^2) = \operatorname{tr}(W^{-1}PW^{-1}V_iQV_i),\ P = M\Sigma^{-1},\ Q = \Sigma",
+    conditions=(r"G \text{ i.i.d. } \mathcal{N}(0, 1),\ W = G^{\top}G = \textstyle\sum_i V_i,\ V_i = G_i^{\top}G_i",),
+    reference=r"$M$ is a polynomial in $\Sigma$, so $\Sigma^{-1/2}M\Sigma^{-1/2} = M\Sigma^{-1}$",
+)
+SINGULAR_VECTORS_ROTATED = Rule(
+    "singular value decomposition of a Gaussian design",
+    r"G = UDO^{\top},\ U \in \mathbb{R}^{N\times p} \text{ Haar},\ O \text{ Haar on } O(p),\ U, D, O \text{ independent};\ "
+    r"\operatorname{tr}(W^{-1}PW^{-1}V_iQV_i) = \textstyle\sum_{abce} d_a^{-1}d_b^{-1}d_cd_e\,\tilde P_{ab}\tilde Q_{ce}K_{bc}K_{ea}",
+    conditions=(r"N > p", r"\tilde P = O^{\top}PO,\ \tilde Q = O^{\top}QO,\ K = U_i^{\top}U_i"),
+    reference=r"$G \overset{d}{=} O_1GO_2$ for all orthogonal $O_1, O_2$ (Muirhead 1982, Thm 3.2.17 and its proof)",
+)
+HAAR_FOURTH_MOMENTS_ALL = Rule(
+    "fourth moments of Haar orthogonal entries",
+    r"\mathbb{E}u_{11}^4 = \tfrac{3}{N(N+2)},\ \mathbb{E}u_{11}^2u_{12}^2 = \tfrac{1}{N(N+2)},\ "
+    r"\mathbb{E}u_{11}^2u_{22}^2 = \tfrac{N+1}{N(N-1)(N+2)},\ \mathbb{E}u_{11}u_{12}u_{21}u_{22} = -\tfrac{1}{N(N-1)(N+2)}",
+    conditions=(r"U \text{ Haar on } O(N)",),
+    reference="Weingarten calculus for O(N), degree 2 (Collins and Sniady, Commun. Math. Phys. 264, 2006)",
+)
+
+
+def under_exact_error_sigma(d: Derivation, model: Model) -> sp.Expr:
+    """``E (omega* - w0)^T M (omega* - w0)`` at alpha_t = 0, underparameterised, anisotropic inputs, exact.
+
+    The inverse-Wishart route carries over here: ``S = X^T X = Sigma^{1/2} W Sigma^{1/2}`` with ``W``
+    Wishart, so ``E S^{-1} = Sigma^{-1}/(N - p - 1)`` (label noise), and the task-variability term is
+    averaged through the singular value decomposition of the whitened design, with the right singular
+    vectors (Haar on O(p)) now averaged too (second moments of a Haar rotation of two matrices)."""
+    first, second = tasks(model)
+    z1, e1 = linearise(d, model)
+    xv = z1.subs(alpha_t, 0).doit()
+    d.add(NO_INNER_LOOP, z1, xv, lhs=sp.Symbol("Z_1"))
+    under_error_decomposition(d)
+    weight = adaptation_weight(model)
+    d.add(SUBSTITUTE, sp.Symbol("M"), weight, note="the weight of the test loss (exact meta-test average, below)")
+    # conditional average over offsets and noise, the designs fixed: sigma^2 S + (nu^2/p) sum_i W_i^2
+    Mq = sp.MatrixSymbol("M", p, p)
+    e1_0 = e1.subs(alpha_t, 0).doit()
+    xv2 = second.X_v
+    e2_0 = second.query_residual(w0).subs(alpha_t, 0).doit()
+    own = sp.expand(conditional_expectation(sp.Trace(e1_0.T * xv * Mq * xv.T * e1_0), given=[first.X_v]))
+    cross = conditional_expectation(sp.Trace(e1_0.T * xv * Mq * xv2.T * e2_0), given=[first.X_v, xv2])
+    if cross != 0:
+        raise AssertionError(f"cross-task term does not vanish: {cross}")
+    Wv = xv.T * xv
+    if sp.expand(own - sigma**2 * sp.Trace(Mq * Wv) - (nu**2 / p) * sp.Trace(Mq * Wv * Wv)) != 0:
+        raise AssertionError(f"unexpected conditional average: {own}")
+    d.add(WICK, expect(sp.Symbol(r"u^{\top}S^{-1}MS^{-1}u \mid X")),
+          sp.Symbol(r"\sigma^2\operatorname{tr}(S^{-1}M) + \frac{\nu^2}{p}\sum_i \operatorname{tr}(S^{-1}MS^{-1}W_i^2)"),
+          note=r"$W_i = X_v^{(i)\top}X_v^{(i)}$, $\sum_i W_i = S$; tasks' cross terms vanish (checked by the engine)")
+    # label noise: the inverse-Wishart mean carries over (X^T X = Sigma^{1/2} W Sigma^{1/2})
+    X = gaussian_matrix("X", N, p, covariance=SIGMA)
+    noise = sigma**2 * factor(expectation(sp.Trace(sp.Inverse(X.T * X) * weight)))
+    d.add(INVERSE_WISHART_MEAN, expect(sp.Symbol(r"\sigma^2\operatorname{tr}(S^{-1}M)")), noise,
+          note=r"$\mathbb{E}S^{-1} = \Sigma^{-1}/(m n_v - p - 1)$, $S = X^{\top}X$ with rows $\mathcal{N}(0, \Sigma)$")
+    # task variability
+    d.add(COVARIANCE_FACTOR, sp.Symbol(r"\operatorname{tr}(S^{-1}MS^{-1}W_i^2)"),
+          sp.Symbol(r"\operatorname{tr}(W^{-1}PW^{-1}V_iQV_i)"))
+    w_ = as_function_of(weight, SIGMA)
+    tr_p = p * SIGMA.mean(sp.expand(w_ / LAMBDA))
+    tr_q = p * SIGMA.moment(1)
+    tr_pq = p * SIGMA.mean(sp.expand(w_))
+    d.add(SINGULAR_VECTORS_ROTATED, sp.Symbol(r"\operatorname{tr}(W^{-1}PW^{-1}V_iQV_i)"),
+          sp.Symbol(r"\sum_{abce} d_a^{-1}d_b^{-1}d_cd_e\,\tilde P_{ab}\tilde Q_{ce}K_{bc}K_{ea}"))
+    al, be = haar_rotation_second_moment(p, tr_p * tr_q, tr_pq)
+    d.add(HAAR_ROTATION_SECOND_MOMENT, sp.Tuple(sp.Symbol(r"\alpha"), sp.Symbol(r"\beta")), sp.Tuple(al, be),
+          note=(r"$\operatorname{tr}P = p\langle M(\lambda)/\lambda\rangle_\Sigma$, $\operatorname{tr}Q = p\,s_1$, "
+                r"$\operatorname{tr}PQ = \operatorname{tr}M$; the $\alpha$ term pairs $a = b$, $c = e$; the $\beta$ "
+                r"terms $a = c, b = e$ and $a = e, b = c$"))
+    n_ = N
+    e4, e22 = 3 / (n_ * (n_ + 2)), 1 / (n_ * (n_ + 2))
+    ecross, e1122 = -1 / (n_ * (n_ - 1) * (n_ + 2)), (n_ + 1) / (n_ * (n_ - 1) * (n_ + 2))
+    same = factor(n_v * e4 + n_v * (n_v - 1) * e22)          # E K_aa^2
+    two = factor(n_v * e22 + n_v * (n_v - 1) * ecross)        # E K_ab^2, a != b
+    diag_pair = factor(n_v * e22 + n_v * (n_v - 1) * e1122)   # E K_aa K_bb, a != b
+    d.add(HAAR_FOURTH_MOMENTS_ALL, sp.Tuple(*sp.symbols(r"\mathbb{E}K_{aa}^2 \mathbb{E}K_{ab}^2 \mathbb{E}K_{aa}K_{bb}")),
+          sp.Tuple(same, two, diag_pair), note=r"task $i$ owns $n_v$ rows of $U$; $a \ne b$")
+    tr_w_tr_inv = factor(p * inverse_wishart_moment(N, p) * (N * p - 2))
+    d.add(SCALE_INDEPENDENCE, expect(sp.Symbol(r"\operatorname{tr}W\,\operatorname{tr}W^{-1}")), tr_w_tr_inv)
+    alpha_part = p * same + (tr_w_tr_inv - p) * two
+    beta_part = 2 * p * same + p * (p - 1) * (two + diag_pair)
+    block = al * alpha_part + be * beta_part
+    d.add(SUBSTITUTE, expect(sp.Symbol(r"\operatorname{tr}(W^{-1}PW^{-1}V_iQV_i)")), block,
+          note=(r"$\alpha\big[p\,\mathbb{E}K_{aa}^2 + (\mathbb{E}\operatorname{tr}W\operatorname{tr}W^{-1} - p)\mathbb{E}K_{ab}^2\big] + "
+                r"\beta\,p\big[2\mathbb{E}K_{aa}^2 + (p-1)(\mathbb{E}K_{ab}^2 + \mathbb{E}K_{aa}K_{bb})\big]$"))
+    variability = nu**2 / p * m * block
+    error_mean = noise + variability
+    d.add(SUBSTITUTE, sp.Symbol(r"\mathbb{E}\lVert\omega^\star - w_0\rVert_M^2"), error_mean)
     return error_mean

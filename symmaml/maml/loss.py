@@ -8,9 +8,10 @@ import sympy as sp
 
 from .. import cache
 from ..symbols import alpha_t, m, n_v, p
+from .model import PAPER, Model
 from .result import Result
 
-__all__ = ["average_test_loss", "REGIMES", "ORDERS", "regime_condition"]
+__all__ = ["average_test_loss", "REGIMES", "ORDERS", "regime_condition", "NotDerived", "derived_for"]
 
 REGIMES = ("over", "under")
 
@@ -28,7 +29,7 @@ derive_over_leading, derive_under_leading = _lazy("leading", "derive_over_leadin
 derive_over_exact, derive_under_exact = _lazy("exact", "derive_over_exact"), _lazy("exact", "derive_under_exact")
 derive_over_corrected = _lazy("corrected", "derive_over_corrected")
 derive_under_corrected = _lazy("corrected_under", "derive_under_corrected")
-#: the derivations by order and regime
+#: the derivations by order and regime (each takes the model, default the paper's)
 ORDERS = {
     "leading": {"over": derive_over_leading, "under": derive_under_leading},
     "exact": {"over": derive_over_exact, "under": derive_under_exact},
@@ -42,6 +43,34 @@ EXTRA_CONDITIONS = {
     # anchored at the exact alpha_t = 0 result, which needs p < m n_v - 1
     ("corrected", "under"): (sp.StrictLessThan(p, m * n_v - 1),),
 }
+#: largest number of inner steps of the corrected orders.  Overparameterised: the moments of
+#: B = A^k Q A^k are Wishart moments of degree up to 6 k_t (k_t = 3 derives in well under a minute; more
+#: steps are not derived to stay within that budget).  Underparameterised: the construction carries
+#: over (L = X_v A^{2k} X_v^T; its moments E tr L^j, E tr C L^j, j <= 4, are of degree up to 10 k_t in the
+#: support Gram matrix) but is not derived for k_t > 1 yet
+MAX_CORRECTED_STEPS = {"over": 3, "under": 1}
+
+
+class NotDerived(ValueError):
+    """An order that is not derived for a regime and model (the message says why)."""
+
+
+def derived_for(order: str, regime: str, model: Model = PAPER) -> str | None:
+    """``None`` if ``order`` is derived for ``regime`` and ``model``, else the reason it is not."""
+    if order == "exact" and model.anisotropic and regime == "over":
+        return ("the exact alpha_t = 0 result does not carry over to anisotropic inputs in the overparameterised "
+                "regime: it needs E (G Sigma G^T)^-1 for a Gaussian G, which is not an inverse-Wishart moment "
+                "(no finite set of spectral moments of Sigma determines it)")
+    if order == "corrected" and model.anisotropic:
+        return "the corrected orders are derived for isotropic inputs only"
+    if order == "corrected" and model.inner_steps > MAX_CORRECTED_STEPS[regime]:
+        if regime == "under":
+            return ("the underparameterised corrected order is derived for one inner step only (its construction "
+                    "carries over to k_t steps with L = X_v A^(2 k_t) X_v^T, but the own task's moments of degree "
+                    "up to 10 k_t in the support Gram matrix are not derived yet)")
+        return (f"the overparameterised corrected order is derived for at most {MAX_CORRECTED_STEPS[regime]} "
+                f"inner steps (its moments are Wishart moments of degree 6 k_t)")
+    return None
 
 
 def regime_condition(regime: str):
@@ -49,10 +78,10 @@ def regime_condition(regime: str):
     return sp.StrictGreaterThan(p, m * n_v) if regime == "over" else sp.StrictLessThan(p, m * n_v)
 
 
-@lru_cache(maxsize=None)
-@cache.persistent
-def average_test_loss(regime: str, order: str = "leading") -> Result:
-    """The average test loss of one-step MAML in ``regime`` ('over' or 'under') at ``order``.
+def average_test_loss(regime: str, order: str = "leading", model: Model | None = None) -> Result:
+    """The average test loss in ``regime`` ('over' or 'under') at ``order``, for ``model``
+    (a :class:`~symmaml.maml.Model`; default the paper's: one inner step, one adaptation step,
+    isotropic inputs).
 
     Derived on first call (a second to a minute) and cached, in the process and on disk
     (:mod:`symmaml.cache`: a later process reads it in milliseconds).  ``order='leading'`` is the paper's
@@ -62,11 +91,26 @@ def average_test_loss(regime: str, order: str = "leading") -> Result:
         raise ValueError(f"regime must be one of {', '.join(REGIMES)}, got {regime!r}")
     if order not in ORDERS:
         raise ValueError(f"order must be one of {', '.join(ORDERS)} (derived so far), got {order!r}")
+    if model is None:
+        model = PAPER
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a symmaml.maml.Model, got {type(model).__name__}")
+    return _average_test_loss(regime, order, model)
+
+
+@lru_cache(maxsize=None)
+@cache.persistent
+def _average_test_loss(regime: str, order: str, model: Model) -> Result:
     derive = ORDERS[order].get(regime)
     if derive is None:
         raise ValueError(f"order {order!r} is not derived for regime {regime!r}")
-    expr, derivation, *extra = derive()  # (definitions, domain): named intermediate quantities
+    reason = derived_for(order, regime, model)
+    if reason is not None:
+        raise NotDerived(f"order {order!r} is not derived for regime {regime!r} and {model.describe()}: {reason}")
+    expr, derivation, *extra = derive() if model.is_paper else derive(model)
     definitions, domain = extra if extra else ((), "")
+    name = "average test loss" if model.is_paper else f"average test loss [{model.describe()}]"
     return Result(expr=expr, derivation=derivation, regime=regime, order=order,
                   conditions=(regime_condition(regime),) + EXTRA_CONDITIONS.get((order, regime), ()),
-                  ignored=(), definitions=definitions, domain=domain)
+                  name=name, ignored=(), definitions=definitions, domain=domain,
+                  parameter_set=model.parameter_set)

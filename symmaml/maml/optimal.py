@@ -52,7 +52,7 @@ from .rules import SUBSTITUTE
 
 __all__ = [
     "WRT", "METHODS", "optimal", "optimize", "Optimum", "Certificate", "CertifiedMinimiser", "ArgMin",
-    "NoMinimiserError", "BracketedMinimiser",
+    "NoMinimiserError", "BracketedMinimiser", "numeric_optimum",
 ]
 
 #: the learning rates one can optimise over
@@ -1085,7 +1085,42 @@ def _is_flat(opt: Optimum, params: dict) -> bool:
                for f in opt.flat_when)
 
 
-def optimize(regime: str, wrt: str, order: str = "leading", *, method: str = "auto", **params) -> dict:
+def _bracket(wrt: str, params: dict) -> float:
+    """Where the search for a model of the family starts: twice the rate at which one step of a typical
+    eigenvalue of the inner-step Gram matrix overshoots, ``n/(sqrt n + sqrt p)^2`` (the search widens
+    from there until its lowest point is interior)."""
+    n = params["n_t"] if wrt == "alpha_t" else params["n_r"]
+    return 2.0 * float(n) / (math.sqrt(float(n)) + math.sqrt(float(params["p"]))) ** 2
+
+
+def numeric_optimum(regime: str, wrt: str, order: str, model, spectrum=None, **params) -> dict:
+    """The rate ``wrt`` minimising the average test loss of ``model`` at one parameter set, numerically:
+    :func:`symmaml.minimise.bracketed_minimum` of the derived loss (NaN outside its domain), from the
+    scale :func:`_bracket`.  Not certified; raises :class:`NoMinimiserError` if the lowest value is not
+    interior."""
+    from .loss import average_test_loss
+
+    name = _wrt_name(wrt)
+    params = {k: v for k, v in params.items() if k != name}
+    params.setdefault("dist0", 0.0)
+    f = average_test_loss(regime, order, model).numeric()
+    extra = {"spectrum": spectrum} if model.anisotropic else {}
+    f.masked(**params, **extra, **{name: 0.0})  # validates the other parameters (a ValueError names the culprit)
+    try:
+        res = bracketed_minimum(lambda xs: f.masked(**params, **extra, **{name: xs}), _bracket(name, params),
+                                name=name)
+    except NoInteriorMinimum as e:
+        raise NoMinimiserError(str(e)) from None
+    out = dict(regime=regime, order=order, wrt=name, method="bracketed numeric", model=repr(model),
+               params=params, **res.as_dict(), certified=False, interior=not res.flat, degenerate=res.flat)
+    out.pop("flat")
+    if res.flat:
+        out["argmin"] = None
+    return out
+
+
+def optimize(regime: str, wrt: str, order: str = "leading", *, method: str = "auto", model=None, spectrum=None,
+             **params) -> dict:
     """Optimal ``wrt`` and the minimal average test loss at one parameter set (the CLI's function).
 
     ``params`` are the keyword parameters of the loss (``p, m, n_t, n_v, n_r, alpha_t, alpha_r,
@@ -1099,9 +1134,12 @@ def optimize(regime: str, wrt: str, order: str = "leading", *, method: str = "au
     None: every value is a minimiser.
     """
     from .loss import REGIMES
+    from .model import Model
 
     if regime not in REGIMES:
         raise ValueError(f"regime must be one of {', '.join(REGIMES)}, got {regime!r}")
+    if model is not None and not (isinstance(model, Model) and model.is_paper):
+        return numeric_optimum(regime, wrt, order, model, spectrum, **params)
     name = _wrt_name(wrt)
     opt = _cached(regime, name, order, method)
     params = dict(params)

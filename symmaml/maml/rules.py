@@ -16,6 +16,12 @@ LINEAR_IN_OMEGA = Rule(
     r"r_i(\omega) = e_i - Z_i(\omega - w_0),\quad Z_i = X_v^{(i)}A_i,\ A_i = I - \tfrac{\alpha_t}{n_t}X_t^{(i)\top}X_t^{(i)}",
     reference=r"checked by expanding $r_i(\omega) - r_i(w_0) + Z_i(\omega - w_0)$ to zero",
 )
+LINEAR_IN_OMEGA_STEPS = Rule(
+    "residual linear in $\\omega$ ($k_t$ steps)",
+    r"r_i(\omega) = e_i - Z_i(\omega - w_0),\quad Z_i = X_v^{(i)}A_i^{k_t},\ A_i = I - \tfrac{\alpha_t}{n_t}X_t^{(i)\top}X_t^{(i)}",
+    reference=(r"$k_t$ steps on the same support set: $\theta - w \mapsto A_i(\theta - w) + \ldots$ each step; checked by "
+               r"expanding $r_i(\omega) - r_i(w_0) + Z_i(\omega - w_0)$ to zero"),
+)
 MIN_DISTANCE_SOLUTION = Rule(
     "minimiser closest to $\\omega_0$",
     r"\omega^\star = \omega_0 + Z^{\top}(ZZ^{\top})^{-1}(b - Z\omega_0)",
@@ -59,6 +65,26 @@ LEADING_ORDER_GRAM_UNDER = Rule(
     r"\mathbb{E}[u^{\top}S^{-2}u] \approx \mathbb{E}[u^{\top}(\mathbb{E}S)^{-2}u],\quad S = Z^{\top}Z,\ u = Z^{\top}e",
     conditions=(r"p < m n_v",),
     reference=r"Bernacchia (ICLR 2021), leading order in $1/p$: fluctuations of $S$ dropped",
+)
+LEADING_ORDER_GRAM_OVER_SIGMA = Rule(
+    "leading order: Gram matrices by their means",
+    r"G \to \mathbb{E}G = g\,I,\quad ZMZ^{\top} \to \mathbb{E}[ZMZ^{\top}] = h\,I,\quad G = ZZ^{\top}",
+    conditions=(r"p > m n_v",),
+    reference=(r"Bernacchia (ICLR 2021)'s approximation, applied to every Gram-type matrix the anisotropic error "
+               r"holds: fluctuations of $G$ and $ZMZ^{\top}$ dropped; at $\Sigma = I$, $M = cI$ and it is the paper's"),
+)
+LEADING_ORDER_GRAM_UNDER_SIGMA = Rule(
+    "leading order: Gram matrix by its mean",
+    r"\mathbb{E}[u^{\top}S^{-1}MS^{-1}u] \approx \mathbb{E}[u^{\top}(\mathbb{E}S)^{-1}M(\mathbb{E}S)^{-1}u],\quad S = Z^{\top}Z,\ u = Z^{\top}e",
+    conditions=(r"p < m n_v",),
+    reference=r"Bernacchia (ICLR 2021), leading order in $1/p$: fluctuations of $S$ dropped; $\mathbb{E}S$ is a function of $\Sigma$",
+)
+ISOTROPIC_START = Rule(
+    "initialisation in a random direction",
+    r"\mathbb{E}[\delta_0\delta_0^{\top}] = \tfrac{\lVert\omega_0 - w_0\rVert^2}{p}\,I,\quad \delta_0 = \omega_0 - w_0",
+    conditions=(r"\delta_0 \text{ in a uniformly random direction, independent of the data}",),
+    reference=(r"with anisotropic inputs the loss depends on the direction of $\omega_0 - w_0$ relative to $\Sigma$; "
+               r"the result is its average over directions (exact when $\omega_0 = w_0$)"),
 )
 PROJECTION = Rule(
     "rotational invariance of the projection",

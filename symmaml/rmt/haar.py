@@ -50,7 +50,8 @@ from sympy.polys.matrices import DomainMatrix
 from ..algebra import factor
 from ..derivation import Rule
 
-__all__ = ["HAAR_PROJECTION_WEINGARTEN", "MAX_K", "haar_projection_trace_moment", "pairing_coefficients"]
+__all__ = ["HAAR_PROJECTION_WEINGARTEN", "HAAR_ROTATION_SECOND_MOMENT", "MAX_K", "haar_projection_trace_moment",
+           "haar_rotation_second_moment", "pairing_coefficients"]
 
 HAAR_PROJECTION_WEINGARTEN = Rule(
     name="moments of a Haar projection",
@@ -295,3 +296,26 @@ def pairing_coefficients(k: int, p, r) -> dict[tuple[int, ...], sp.Expr]:
     k = _check_k(k)
     p, r = _check_pr(p, r)
     return dict(_pairings(k, p, r))
+
+
+HAAR_ROTATION_SECOND_MOMENT = Rule(
+    name="second moments of a Haar rotation of two matrices",
+    statement=(r"\mathbb{E}\big[(O^{\top}\!AO)_{ab}(O^{\top}\!BO)_{cd}\big] = \alpha\,\delta_{ab}\delta_{cd}"
+               r" + \beta(\delta_{ac}\delta_{bd} + \delta_{ad}\delta_{bc}),\ "
+               r"\begin{pmatrix}p^2 & 2p\\ p & p^2 + p\end{pmatrix}\begin{pmatrix}\alpha\\ \beta\end{pmatrix} = "
+               r"\begin{pmatrix}\operatorname{tr}A\operatorname{tr}B\\ \operatorname{tr}AB\end{pmatrix}"),
+    conditions=(r"O \text{ Haar on } O(p)", r"A = A^{\top},\ B = B^{\top} \text{ fixed}"),
+    reference=("O(p) invariance: the 4-index tensor is a combination of the three pairings, the last two with "
+               "equal weight by the symmetry of A and B; contracting with two pairings gives the system (Weingarten, degree 2)"),
+)
+
+
+def haar_rotation_second_moment(p, tr_a_tr_b, tr_ab) -> tuple:
+    """``(alpha, beta)`` of rule :data:`HAAR_ROTATION_SECOND_MOMENT`, solved exactly from its Gram system.
+
+    ``p`` is the dimension, ``tr_a_tr_b = tr A tr B`` and ``tr_ab = tr(AB)`` (SymPy expressions)."""
+    al, be = sp.symbols("_alpha _beta")
+    sol = sp.solve([sp.Eq(p**2 * al + 2 * p * be, tr_a_tr_b), sp.Eq(p * al + (p**2 + p) * be, tr_ab)],
+                   [al, be], dict=True)
+    (s,) = sol
+    return sp.factor(s[al]), sp.factor(s[be])

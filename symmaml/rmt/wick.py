@@ -44,6 +44,8 @@ from ..algebra import factor
 from ..derivation import Derivation, Rule
 from .inverse import (INVERSE_WISHART_MEAN, INVERSE_WISHART_SECOND, inverse_mean_coefficient,
                       inverse_second_coefficients)
+from ..spectral import LAMBDA
+from .covariance import spectral_product
 from .words import EXTERNAL, Alphabet, NotAveragable, canonical, transpose
 
 __all__ = ["Contractor", "WICK_CONTRACTION", "Expect", "MatExpect", "expect", "add_terms"]
@@ -118,30 +120,33 @@ class Contractor:
         others = state[:i] + state[i + 1:]
         x = word[0]
         r, c = self.alphabet.rows(x), self.alphabet.cols(x)
+        # with a column covariance, E[X_ab X_cd] = delta_ac Sigma_bd: Sigma is inserted at the join
+        cov = self.alphabet.covariance.get(x[0])
+        s = ((cov, False),) if cov is not None else ()
         out = []
         for k in range(1, len(word)):
             name, t = word[k]
             if name != x[0]:
                 continue
             q, rr = word[1:k], word[k + 1:]
-            if t:  # X Q X^T R -> tr Q tr R
-                out.append((others, ((q, c), (rr, r))))
-            else:  # X Q X R -> tr(Q^T R)
-                out.append((others, ((transpose(q) + rr, r),)))
+            if t:  # X Q X^T R -> tr(Sigma Q) tr R
+                out.append((others, ((s + q, c), (rr, r))))
+            else:  # X Q X R -> tr(Q^T Sigma R)
+                out.append((others, ((transpose(q) + s + rr, r),)))
         rest = word[1:]
         for u_idx, u in enumerate(others):
             for k, (name, _) in enumerate(u):
                 if name != x[0]:
                     continue
                 u0 = self._to_front(u, k)
-                out.append((others[:u_idx] + others[u_idx + 1:], ((transpose(rest) + u0[1:], r),)))
+                out.append((others[:u_idx] + others[u_idx + 1:], ((transpose(rest) + s + u0[1:], r),)))
         children = []
         for kept, new in out:
             factor = self.ring.one
             words = list(kept)
             for w, d in new:
                 if w:
-                    words.append(canonical(w))
+                    words.append(canonical(w, self.alphabet.symmetric))
                 else:
                     factor *= self.dim(d)
             children.append((factor, tuple(sorted(words))))
@@ -157,7 +162,7 @@ class Contractor:
         kept = []
         for w, old in zip(words, state):
             if w:
-                kept.append(canonical(tuple(w)))
+                kept.append(canonical(tuple(w), self.alphabet.symmetric))
             else:  # tr(V) -> tr(I_p)
                 factor *= self.dim(self.alphabet.rows(old[0]))
         return factor, tuple(sorted(kept))
@@ -174,9 +179,18 @@ class Contractor:
         if len(where) > 2:
             raise NotAveragable(f"third-order inverse moments are not derived: {obj} appears {len(where)} "
                                 f"times in one term of the expansion")
+        source = self.alphabet.inverse[name][2]
+        if source.covariance is not None and len(where) == 2:
+            raise NotAveragable(f"second moments of {obj} with a covariance (rows N(Sigma)) are not derived")
         if len(where) == 1:
             m = inverse_mean_coefficient(n, p)
             self._assume(sp.Gt(n, p + 1))
+            if source.covariance is not None:  # (X^T X)^{-1} = Sigma^{-1/2} W^{-1} Sigma^{-1/2}: mean Sigma^{-1}/(n-p-1)
+                inv = self.alphabet.add(source.covariance.function(1 / LAMBDA, name=source.covariance.name + "^{-1}"))
+                (i, j), = where
+                words = list(state)
+                words[i] = canonical(state[i][:j] + ((inv, False),) + state[i][j + 1:], self.alphabet.symmetric)
+                return INVERSE_WISHART_MEAN, [(self.ring(m), tuple(sorted(words)))]
             factor, child = self._drop(state, where)
             return INVERSE_WISHART_MEAN, [(self.ring(m) * factor, child)]
         c1, c2 = inverse_second_coefficients(n, p)
@@ -230,7 +244,30 @@ class Contractor:
     # -- back to SymPy ----------------------------------------------------------------
     def word_to_sympy(self, word):
         mats = [self.alphabet.symbol(l) for l in word]
+        if self.alphabet.symmetric:  # runs of one symmetric letter as a power: Sigma Sigma -> Sigma^2
+            merged = []
+            for (name, _), mat in zip(word, mats):
+                if merged and name in self.alphabet.symmetric and merged[-1][0] == name:
+                    merged[-1][2] += 1
+                else:
+                    merged.append([name, mat, 1])
+            mats = [mat if k == 1 else sp.MatPow(mat, k) for _, mat, k in merged]
         return mats[0] if len(mats) == 1 else sp.MatMul(*mats)
+
+    def _spectral(self, word):
+        """``(covariance, h)`` if every letter of ``word`` is a covariance or a function of it."""
+        if not all(name in self.alphabet.symmetric for name, _ in word):
+            return None
+        return spectral_product([self.alphabet.objects[name] for name, _ in word])
+
+    def trace_to_sympy(self, word):
+        """``tr(word)``: a normalised trace of a function of a covariance where it is one
+        (``dim <h>_Sigma``, spectral moments for powers), else a SymPy trace."""
+        spectral = self._spectral(word)
+        if spectral is not None:
+            cov, h = spectral
+            return cov.dim * cov.mean(h)
+        return sp.Trace(self.word_to_sympy(self._readable(word)))
 
     def to_sympy(self, state):
         """A state as a SymPy expression: product of traces, times the matrix of the open word."""
@@ -240,7 +277,7 @@ class Contractor:
             if any(name == EXTERNAL for name, _ in w):
                 matrix = self._open_word(w)
             else:
-                scalar *= sp.Trace(self.word_to_sympy(self._readable(w)))
+                scalar *= self.trace_to_sympy(w)
         if matrix is None:
             return scalar
         return matrix if scalar == 1 else scalar * matrix
@@ -261,6 +298,10 @@ class Contractor:
         body = w[k + 1:] + w[:k]  # tr(body E) = body read as a matrix
         if not body:
             return sp.Identity(self.alphabet.shapes[EXTERNAL][1])
+        spectral = self._spectral(body)
+        if spectral is not None:
+            cov, h = spectral
+            return cov.function(h)
         return self.word_to_sympy(body)
 
 

@@ -30,6 +30,7 @@ from itertools import product as cartesian
 import sympy as sp
 from sympy.matrices.exceptions import ShapeError
 
+from ..spectral import LAMBDA
 from .gaussian import GaussianMatrix, has_gaussian
 
 __all__ = ["Alphabet", "EXTERNAL", "transpose", "canonical", "expand", "NotAveragable"]
@@ -55,6 +56,10 @@ class Alphabet:
     objects: dict = field(default_factory=dict)  # name -> sympy matrix
     #: inverse-Wishart letters: name -> (n, p, Gaussian source) for V = W^{-1}, W ~ Wishart_p(n, I)
     inverse: dict = field(default_factory=dict)
+    #: Gaussian name -> name of its column covariance (rows N(0, Sigma))
+    covariance: dict = field(default_factory=dict)
+    #: letters equal to their transpose (a covariance and functions of it)
+    symmetric: set = field(default_factory=set)
 
     def add(self, mat: sp.MatrixSymbol) -> str:
         name = mat.name
@@ -68,6 +73,10 @@ class Alphabet:
         self.objects[name] = mat
         if isinstance(mat, GaussianMatrix):
             self.gaussian.add(name)
+            if mat.covariance is not None:
+                self.covariance[name] = self.add(mat.covariance)
+        elif getattr(mat, "_eval_transpose", None) is not None and mat._eval_transpose() == mat:
+            self.symmetric.add(name)
         return name
 
     def add_opaque(self, expr: sp.MatrixExpr) -> str:
@@ -91,11 +100,18 @@ class Alphabet:
                 "(X X^T)^-1 of a Gaussian X (times a deterministic scalar)")
         r, c = (sp.sympify(d) for d in x.shape)
         gram_cols = isinstance(mats[0], sp.Transpose)  # X^T X (c x c) rather than X X^T (r x r)
+        if x.covariance is not None and not gram_cols:
+            raise NotAveragable(
+                f"cannot average {expr}: with X = G Sigma^(1/2) (rows N(0, Sigma)), X X^T = G Sigma G^T is not an "
+                "inverse-Wishart case (its inverse moments are not rational in finitely many spectral moments of "
+                "Sigma); only (X^T X)^-1 = Sigma^(-1/2) (G^T G)^-1 Sigma^(-1/2) is averaged")
         name = f"\x01({x.name}^T {x.name})^-1" if gram_cols else f"\x01({x.name} {x.name}^T)^-1"
         n, p = (r, c) if gram_cols else (c, r)
         self.shapes[name] = (p, p)
         self.objects[name] = sp.Inverse(x.T * x if gram_cols else x * x.T)
         self.inverse[name] = (n, p, x)
+        if x.covariance is not None:  # the mean rule puts Sigma^{-1} in its place
+            self.add(x.covariance.function(1 / LAMBDA, name=x.covariance.name + "^{-1}"))
         return name, coeff
 
     def check_inverses(self) -> None:
@@ -144,10 +160,13 @@ def transpose(word: Word) -> Word:
     return tuple((name, not t) for name, t in reversed(word))
 
 
-def canonical(word: Word) -> Word:
-    """The least rotation of the word or of its transpose (``tr w = tr w^T``)."""
+def canonical(word: Word, symmetric=frozenset()) -> Word:
+    """The least rotation of the word or of its transpose (``tr w = tr w^T``); letters named in
+    ``symmetric`` (equal to their transpose) are written untransposed."""
     best = None
     for w in (word, transpose(word)):
+        if symmetric:
+            w = tuple((name, False) if name in symmetric else (name, t) for name, t in w)
         for i in range(len(w)):
             r = w[i:] + w[:i]
             if best is None or r < best:
@@ -297,6 +316,6 @@ def expand(expr, alphabet: Alphabet):
         raw = _expand_scalar(expr, alphabet)
     alphabet.check_inverses()
     for c, words in raw:
-        state = tuple(sorted(canonical(w) for w in words))
+        state = tuple(sorted(canonical(w, alphabet.symmetric) for w in words))
         terms[state] = terms.get(state, sp.S.Zero) + c
     return sorted(((sp.expand(c), s) for s, c in terms.items() if c != 0), key=lambda t: t[1])
