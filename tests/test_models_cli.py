@@ -37,7 +37,7 @@ def test_derive_names_the_model(capsys):
 
 
 def test_simulate_passes_the_options_through(capsys):
-    base = ["simulate", *FIG2, "--alpha-t", "0.2", "--alpha-r", "0.2", "--runs", "128", "--chunks", "1", "--json",
+    base = ["simulate", *FIG2, "--alpha-t", "0.2", "--alpha-r", "0.2", "--runs", "128", "--json",
             "--quiet"]
     code, out, _ = run(capsys, base + ["--inner-steps", "2", "--adaptation-steps", "2", "--spectrum", "0.5,1.5"])
     from symmaml.sim import simulate

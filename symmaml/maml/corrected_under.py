@@ -329,7 +329,7 @@ def under_corrected_error(d: Derivation) -> tuple[sp.Expr, tuple]:
         at_zero[sym] = sym0
     exact0 = define(sp.Symbol(r"\mathcal{E}^{(0)}"), under_exact_error(), ANCHOR_AT_EXACT,
                     note=(r"$\mathbb{E}\lVert\omega^\star - w_0\rVert^2$ at $\alpha_t = 0$, exactly (inverse-Wishart "
-                          r"mean and Haar fourth moments; Theorem \emph{under, exact})"))
+                          r"mean and Haar fourth moments: the underparameterised exact result)"))
     eta = sp.Symbol(r"\eta")
     # trusted while x = r m mu_0/p is at most R_MAX or at most R_ANCHOR times its alpha_t = 0 value
     # (see R_MAX); sigma = nu = 0: F = F^(0) = 0, any eta

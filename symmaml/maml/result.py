@@ -98,7 +98,8 @@ class Result:
         """
         from ..export.numeric import numeric_function
 
-        key = (backend, tuple(sorted(options.items())))
+        # keyed by type too: dps=True must not find the function made for dps=1 (True == 1)
+        key = (backend, tuple(sorted((k, type(v).__name__, v) for k, v in options.items())))
         cache = self.__dict__.setdefault("_numeric_cache", {})  # building one costs up to a second
         if key not in cache:
             # a result read from (or written to) the persistent cache has a key there: what is
