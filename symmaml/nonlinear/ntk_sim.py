@@ -1,0 +1,277 @@
+"""Monte Carlo of one-step MAML on the infinite-width network, through its kernel formula.
+
+In the kernel (linearised) regime the network is ``f(x) = f0(x) + phi(x).delta`` with features
+``phi = grad_theta f(.; theta_0)``, tangent kernel ``Theta = phi.phi`` and a random initial function
+``f0`` (a Gaussian process with covariance ``Sigma``).  One-step MAML on it, written in kernel blocks
+(see :mod:`symmaml.nonlinear.kernel_maml` for the derivation):
+
+* task i, support points ``T_i`` and query points ``V_i``, ``S_i = (T_i, V_i)``,
+  ``M_i = [-(alpha_t/n_t) Theta(V_i, T_i), I]``, residuals ``ytilde = y - f0``;
+* meta-training (the solution closest to ``theta_0``): ``G = M Theta(S, S) M^T`` (blocks
+  ``M_i Theta(S_i, S_j) M_j^T``), ``beta = M^T G^{-1} M ytilde_S``, ``f*(x) = f0(x) + Theta(x, S) beta``;
+* adaptation on ``R`` (n_r points): ``f_r(x) = f*(x) + (alpha_r/n_r) Theta(x, R)(y_R - f*(R))``;
+* test loss ``(sigma^2 + E_x (g(x) - f_r(x))^2) / 2`` with ``g(x) = (w.x + b)^2``.
+
+:func:`kernel_predictions` evaluates ``f_r`` for any kernel and initial function (e.g. the empirical
+ones of a finite network); :func:`ntk_simulate` averages the test loss at infinite width.
+
+Variance reduction (exact): the prediction is linear in ``ytilde``, so given the points the average
+over the initial function ``f0`` (a Gaussian process independent of the data) and over the label
+noise is taken in closed form; inputs, tasks and test points are sampled.  ``average_f0=False``
+samples ``f0`` and the noise instead (slower; for checking).
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .kernels import kernel_blocks
+
+__all__ = ["kernel_predictions", "ntk_simulate", "BLOCK", "sample_tasks"]
+
+BLOCK = 16
+"""Runs per random-number block (one child generator each): results do not depend on ``workers``."""
+
+
+# ----------------------------------------------------------------------------- validation
+
+def _size(name, value) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    x = float(value)
+    if not (math.isfinite(x) and x.is_integer() and x >= 1):
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    return int(x)
+
+
+def _real(name, value, minimum=None) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a finite real number; got {value!r}")
+    x = float(value)
+    if not math.isfinite(x) or (minimum is not None and x < minimum):
+        what = "a finite real number" if minimum is None else f"a finite number >= {minimum:g}"
+        raise ValueError(f"{name} must be {what}; got {value!r}")
+    return x
+
+
+# ----------------------------------------------------------------------------- kernel form
+
+def _meta_operator(K_SS, n_t, n_v, alpha_t):
+    """``(G, W)`` for stacked per-task points ``S_i = (T_i, V_i)`` of one run.
+
+    ``K_SS``: (m*(n_t+n_v), m*(n_t+n_v)); ``W_i = Theta(V_i, T_i)`` (m, n_v, n_t); ``G = M K M^T`` with
+    ``M_i = [-a W_i, I]``, ``a = alpha_t / n_t``.
+    """
+    N = K_SS.shape[0]
+    n_s = n_t + n_v
+    m = N // n_s
+    a = alpha_t / n_t
+    K4 = K_SS.reshape(m, n_s, m, n_s)
+    idx = np.arange(m)
+    W = np.ascontiguousarray(K4[idx, n_t:, idx, :n_t])           # (m, n_v, n_t)
+    # (M K)_i = K[V_i, :] - a W_i K[T_i, :]
+    MK = K4[:, n_t:].reshape(m, n_v, N) - a * np.matmul(W, K4[:, :n_t].reshape(m, n_t, N))
+    MK = MK.reshape(m * n_v, m, n_s)
+    # G[:, j] = (MK)[:, V_j] - a (MK)[:, T_j] W_j^T
+    MK_T = np.ascontiguousarray(MK[:, :, :n_t].transpose(1, 0, 2))  # (m, m n_v, n_t)
+    G = MK[:, :, n_t:].transpose(1, 0, 2) - a * np.matmul(MK_T, W.transpose(0, 2, 1))
+    return np.ascontiguousarray(G.transpose(1, 0, 2)).reshape(m * n_v, m * n_v), W
+
+
+def _apply_M(vec, W, n_t, n_v, alpha_t):
+    """``M y`` for stacked per-task vectors (m*(n_t+n_v), k) -> (m*n_v, k)."""
+    m = W.shape[0]
+    v = vec.reshape(m, n_t + n_v, -1)
+    out = v[:, n_t:] - (alpha_t / n_t) * np.matmul(W, v[:, :n_t])
+    return out.reshape(m * n_v, -1)
+
+
+def _apply_MT(vec, W, n_t, n_v, alpha_t):
+    """``M^T c`` for (m*n_v, k) -> (m*(n_t+n_v), k)."""
+    m = W.shape[0]
+    c = vec.reshape(m, n_v, -1)
+    top = -(alpha_t / n_t) * np.matmul(W.transpose(0, 2, 1), c)
+    return np.concatenate([top, c], axis=1).reshape(m * (n_t + n_v), -1)
+
+
+def _stack_tasks(X_t, X_v):
+    """Per task the support points then the query points: (..., m, n, d) -> (..., m*(n_t+n_v), d)."""
+    S = np.concatenate([X_t, X_v], axis=-2)
+    return S.reshape(*S.shape[:-3], S.shape[-3] * S.shape[-2], S.shape[-1])
+
+
+def kernel_predictions(K, f0, X_t, y_t, X_v, y_v, X_r, y_r, X_test, alpha_t, alpha_r):
+    """Predictions at ``X_test`` of one-step MAML on the linearised network, in kernel form.
+
+    ``K(A, B)``: the tangent kernel matrix of point sets A, B; ``f0(A)``: the initial function's
+    values.  ``X_t`` (m, n_t, d), ``y_t`` (m, n_t), ``X_v`` (m, n_v, d), ``y_v`` (m, n_v), ``X_r``
+    (n_r, d), ``y_r`` (n_r,), ``X_test`` (n, d).  Meta-training reaches the solution closest to
+    ``theta_0``; then one adaptation step with ``alpha_r`` on ``(X_r, y_r)``.
+    """
+    X_t, X_v, X_r, X_test = (np.asarray(a, dtype=float) for a in (X_t, X_v, X_r, X_test))
+    m, n_t, _ = X_t.shape
+    n_v, n_r = X_v.shape[1], X_r.shape[0]
+    S = _stack_tasks(X_t, X_v)
+    y_S = np.concatenate([np.asarray(y_t, float), np.asarray(y_v, float)], axis=1).reshape(-1)
+    G, W = _meta_operator(np.asarray(K(S, S), float), n_t, n_v, alpha_t)
+    e = _apply_M((y_S - np.asarray(f0(S), float))[:, None], W, n_t, n_v, alpha_t)
+    beta = _apply_MT(np.linalg.solve(G, e), W, n_t, n_v, alpha_t)[:, 0]
+    f_star_R = np.asarray(f0(X_r), float) + np.asarray(K(X_r, S), float) @ beta
+    rho = np.asarray(y_r, float) - f_star_R
+    return (np.asarray(f0(X_test), float) + np.asarray(K(X_test, S), float) @ beta
+            + (alpha_r / n_r) * np.asarray(K(X_test, X_r), float) @ rho)
+
+
+# ----------------------------------------------------------------------------- sampling
+
+def sample_tasks(rng, shape, d, nu, beta):
+    """Task parameters ``w ~ N(0, (nu^2/d) I_d)`` and ``b ~ N(0, beta^2)`` of the given batch shape."""
+    w = rng.standard_normal((*shape, d)) * (nu / math.sqrt(d))
+    b = rng.standard_normal(shape) * beta
+    return w, b
+
+
+def _target(X, w, b):
+    """``g(x) = (w.x + b)^2`` for points X (..., n, d) of tasks (w (..., d), b (...))."""
+    return (np.einsum("...nd,...d->...n", X, w) + b[..., None]) ** 2
+
+
+def _kernels(X1, X2):
+    return kernel_blocks(X1, X2, check=False)
+
+
+def _sample_run(rng, prm) -> dict:
+    """The inputs and tasks of one run: m meta-training tasks, then T test tasks of n_x test points."""
+    d, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, beta, T, n_x = prm
+    X_t = rng.standard_normal((m, n_t, d))
+    X_v = rng.standard_normal((m, n_v, d))
+    w, b = sample_tasks(rng, (m,), d, nu, beta)
+    X_r = rng.standard_normal((T, n_r, d))
+    X_x = rng.standard_normal((T, n_x, d))
+    w_r, b_r = sample_tasks(rng, (T,), d, nu, beta)
+    return dict(
+        S=_stack_tasks(X_t, X_v),                                # per task the support, then the query points
+        g_S=np.concatenate([_target(X_t, w, b), _target(X_v, w, b)], axis=-1).reshape(-1),
+        X_r=X_r, X_x=X_x, g_R=_target(X_r, w_r, b_r), g_x=_target(X_x, w_r, b_r))
+
+
+def _predictor(run, prm) -> dict:
+    """The prediction at each test point as a linear form in ``ytilde = y - f0`` at the training points.
+
+    ``f_r(x) = f0(x) + k_x[S] . ytilde_S + k_x[R] . ytilde_R`` with
+    ``k_x[S] = (Theta(x,S) - c Theta(x,R) Theta(R,S)) M^T G^{-1} M``, ``k_x[R] = c Theta(x,R)``,
+    ``c = alpha_r / n_r``; also returns the covariance blocks of ``f0`` the averages need.
+    """
+    d, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, beta, T, n_x = prm
+    S, X_r, X_x = run["S"], run["X_r"], run["X_x"]
+    K_SS, C_SS = _kernels(S, S)
+    G, W = _meta_operator(K_SS, n_t, n_v, alpha_t)
+    K_RS, C_RS = _kernels(X_r.reshape(T * n_r, d), S)             # (T n_r, N)
+    K_xS, C_xS = _kernels(X_x.reshape(T * n_x, d), S)             # (T n_x, N)
+    K_xR, C_xR = _kernels(X_x, X_r)                              # (T, n_x, n_r)
+    K_RS, C_RS = K_RS.reshape(T, n_r, -1), C_RS.reshape(T, n_r, -1)
+    c = alpha_r / n_r
+    U = K_xS.reshape(T, n_x, -1) - c * np.matmul(K_xR, K_RS)      # (T, n_x, N)
+    MU = _apply_M(U.reshape(T * n_x, -1).T, W, n_t, n_v, alpha_t)  # (m n_v, T n_x)
+    kS = _apply_MT(np.linalg.solve(G, MU), W, n_t, n_v, alpha_t).T.reshape(T, n_x, -1)
+    return dict(kS=kS, kR=c * K_xR, C_SS=C_SS, C_RS=C_RS, C_xS=C_xS.reshape(T, n_x, -1), C_xR=C_xR)
+
+
+def _expected_sq_error(run, pred, prm) -> np.ndarray:
+    """``E (g(x) - f_r(x))^2`` over the initial function and the label noise, exactly: (T, n_x).
+
+    With ``f0`` a centred Gaussian process independent of the data:
+    ``(g(x) - k_x g_P)^2 + sigma^2 |k_x|^2 + Sigma(x,x) - 2 k_x Sigma(P,x) + k_x Sigma(P,P) k_x^T``.
+    """
+    d, sigma = prm[0], prm[7]
+    kS, kR = pred["kS"], pred["kR"]
+    T, n_x, _ = kS.shape
+    signal = run["g_x"] - kS @ run["g_S"] - np.matmul(kR, run["g_R"][:, :, None])[..., 0]
+    _, C_RR = _kernels(run["X_r"], run["X_r"])                   # (T, n_r, n_r)
+    X_x = run["X_x"]
+    C_xx = 0.5 * (np.einsum("tni,tni->tn", X_x, X_x) / d + 1.0)   # Sigma(x, x) = q/2 (kappa_1(0) = 1/2)
+    kC_S = (kS.reshape(T * n_x, -1) @ pred["C_SS"]).reshape(T, n_x, -1) + np.matmul(kR, pred["C_RS"])
+    kC_R = np.matmul(kS, pred["C_RS"].transpose(0, 2, 1)) + np.matmul(kR, C_RR)
+    quad = np.einsum("txs,txs->tx", kC_S, kS) + np.einsum("txr,txr->tx", kC_R, kR)
+    cross = np.einsum("txs,txs->tx", kS, pred["C_xS"]) + np.einsum("txr,txr->tx", kR, pred["C_xR"])
+    noise = sigma**2 * (np.einsum("txs,txs->tx", kS, kS) + np.einsum("txr,txr->tx", kR, kR))
+    return signal**2 + noise + C_xx - 2 * cross + quad
+
+
+def _sampled_sq_error(run, pred, prm, rng, draws: int = 1) -> np.ndarray:
+    """``(g(x) - f_r(x))^2`` averaged over ``draws`` samples of the initial function and the noise: (T, n_x).
+
+    ``f0`` is drawn jointly at the training, adaptation and test points of each test task.
+    """
+    sigma, n_r = prm[7], prm[4]
+    S, X_r, X_x = run["S"], run["X_r"], run["X_x"]
+    kS, kR = pred["kS"], pred["kR"]
+    T, n_x, N = kS.shape
+    z_S = sigma * rng.standard_normal((draws, N))
+    out = np.empty((T, n_x))
+    for t in range(T):
+        P = np.concatenate([S, X_r[t], X_x[t]])
+        _, C = _kernels(P, P)
+        f0 = rng.standard_normal((draws, len(P))) @ np.linalg.cholesky(C + 1e-10 * np.eye(len(P))).T
+        z_R = sigma * rng.standard_normal((draws, n_r))
+        pred_t = (run["g_S"] + z_S - f0[:, :N]) @ kS[t].T + (run["g_R"][t] + z_R - f0[:, N:N + n_r]) @ kR[t].T
+        out[t] = ((run["g_x"][t] - f0[:, N + n_r:] - pred_t) ** 2).mean(axis=0)
+    return out
+
+
+def _run_loss(rng, prm, average_f0):
+    """The test loss of one run (meta-training, then ``T`` test tasks of ``n_x`` test points)."""
+    run = _sample_run(rng, prm)
+    pred = _predictor(run, prm)
+    sq = _expected_sq_error(run, pred, prm) if average_f0 else _sampled_sq_error(run, pred, prm, rng)
+    return 0.5 * (prm[7] ** 2 + sq.mean())
+
+
+def ntk_simulate(d, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, beta, *, runs=1000, seed=0,
+                 test_tasks=4, test_points=32, average_f0=True, workers=1) -> dict:
+    """Average test loss of one-step MAML on the infinite-width network, by Monte Carlo.
+
+    Each run samples m meta-training tasks with their data, meta-trains in kernel form (exactly),
+    and averages the test loss over ``test_tasks`` fresh test tasks with ``test_points`` fresh test
+    points each (population loss by Monte Carlo over x).  The initial function and the label noise
+    are averaged in closed form (``average_f0=True``, exact) or sampled.  Returns a dict with
+    ``mean``, ``stderr`` (over runs), ``runs``, ``per_run`` and the settings.  Runs are drawn in
+    blocks of :data:`BLOCK`, each from its own child of ``SeedSequence(seed)``, so results do not
+    depend on ``workers`` (threads).
+    """
+    sizes = dict(d=d, m=m, n_t=n_t, n_v=n_v, n_r=n_r)
+    sizes = {k: _size(k, v) for k, v in sizes.items()}
+    rates = {k: _real(k, v) for k, v in dict(alpha_t=alpha_t, alpha_r=alpha_r).items()}
+    scales = {k: _real(k, v, 0.0) for k, v in dict(sigma=sigma, nu=nu, beta=beta).items()}
+    runs = _size("runs", runs)
+    T, n_x = _size("test_tasks", test_tasks), _size("test_points", test_points)
+    workers = _size("workers", workers)
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    prm = (sizes["d"], sizes["m"], sizes["n_t"], sizes["n_v"], sizes["n_r"], rates["alpha_t"], rates["alpha_r"],
+           scales["sigma"], scales["nu"], scales["beta"], T, n_x)
+    n_blocks = -(-runs // BLOCK)
+    children = np.random.SeedSequence(int(seed)).spawn(n_blocks)
+    per_run = np.empty(runs)
+
+    def block(k):
+        nb = min(BLOCK, runs - k * BLOCK)
+        rng = np.random.default_rng(children[k])
+        for j in range(nb):
+            per_run[k * BLOCK + j] = _run_loss(rng, prm, bool(average_f0))
+
+    if workers == 1:
+        for k in range(n_blocks):
+            block(k)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(block, range(n_blocks)))
+    mean = float(per_run.mean())
+    if not math.isfinite(mean):
+        raise FloatingPointError(f"non-finite average test loss at {sizes}, {rates}, {scales}")
+    stderr = float(per_run.std(ddof=1) / math.sqrt(runs)) if runs > 1 else math.inf
+    return dict(mean=mean, stderr=stderr, runs=runs, per_run=per_run, seed=seed, test_tasks=T,
+                test_points=n_x, average_f0=bool(average_f0), params=dict(**sizes, **rates, **scales))
