@@ -42,10 +42,10 @@ from functools import lru_cache
 import numpy as np
 
 from .network import (
-    PARAMETERISATIONS, apply, check_parameterisation, check_real, check_size, init_params, sample_tasks, target,
+    Params, apply, check_parameterisation, check_real, check_size, init_params, require_jax, sample_tasks, target,
 )
 
-__all__ = ["train_maml", "OPTIMIZERS", "TOL", "MAX_STEPS", "TEST_TASKS", "TEST_POINTS"]
+__all__ = ["train_maml", "meta_train", "maml_predictions", "OPTIMIZERS", "TOL", "MAX_STEPS", "TEST_TASKS", "TEST_POINTS"]
 
 OPTIMIZERS = ("gauss-newton", "nesterov")
 #: interpolation tolerance: final meta-training loss / initial meta-training loss
@@ -54,6 +54,8 @@ TOL = 1e-8
 MAX_STEPS = {"gauss-newton": 200, "nesterov": 20_000}
 TEST_TASKS = 1000
 TEST_POINTS = 256
+#: test points per task of the paired NTK-limit reference (``paired_ntk=True``)
+PAIRED_POINTS = 16
 #: bytes of hidden activations per meta-test batch (sets how many test tasks are evaluated at once; about
 #: a core's cache: larger batches made the meta-test memory-bound and up to 2x slower)
 _TEST_BUDGET = 2**20
@@ -61,10 +63,22 @@ _TEST_BUDGET = 2**20
 _MIN_LR = 2.0**-20
 
 
+def _network_fns(unravel, parameterisation):
+    """``f(flat, X)`` and the loss ``L(flat; X, y) = |y - f|^2 / (2n)`` on flat parameter vectors."""
+    import jax.numpy as jnp
+
+    def f(flat, X):
+        return apply(unravel(flat), X, parameterisation)
+
+    def loss(flat, X, y):
+        r = y - f(flat, X)
+        return 0.5 * jnp.mean(r * r)
+    return f, loss
+
+
 @lru_cache(maxsize=16)
-def _compiled_run(width, d, m, n_t, n_v, n_r, n_alpha, T, N, parameterisation, optimizer):
-    """The jitted ``(theta0, X_t, y_t, X_v, y_v, X_r, y_r, X_x, g_x, alphas, alpha_r, tol, max_steps) -> results``
-    of one run (data sampled outside, in NumPy)."""
+def _compiled_train(width, d, m, n_t, n_v, parameterisation, optimizer):
+    """Jitted meta-training ``(theta0, X_t, y_t, X_v, y_v, alphas, tol, max_steps) -> dict`` (one omega per rate)."""
     import jax
     import jax.numpy as jnp
     import optax
@@ -74,15 +88,9 @@ def _compiled_run(width, d, m, n_t, n_v, n_r, n_alpha, T, N, parameterisation, o
     over = P > m * n_v
     n_q = m * n_v
 
-    def run(theta0, X_t, y_t, X_v, y_v, X_r, y_r, X_x, g_x, alphas, alpha_r, tol, max_steps):
+    def train_all(theta0, X_t, y_t, X_v, y_v, alphas, tol, max_steps):
         flat0, unravel = ravel_pytree(theta0)
-
-        def f(flat, X):
-            return apply(unravel(flat), X, parameterisation)
-
-        def loss(flat, X, y):
-            r = y - f(flat, X)
-            return 0.5 * jnp.mean(r * r)
+        f, loss = _network_fns(unravel, parameterisation)
 
         def task_residuals(flat, alpha, Xt, yt, Xv, yv):
             inner = flat - alpha * jax.grad(loss)(flat, Xt, yt)       # one inner step
@@ -184,8 +192,24 @@ def _compiled_run(width, d, m, n_t, n_v, n_r, n_alpha, T, N, parameterisation, o
 
         train = train_gauss_newton if optimizer == "gauss-newton" else train_nesterov
         omegas, steps, crit, rejected, v0, kappa = jax.lax.map(train, alphas)  # each rate its own steps
+        return dict(omegas=omegas, steps=steps, criterion=crit, rejected=rejected, initial_meta_loss=v0,
+                    condition=kappa)
 
-        # ---- meta-test: T tasks, n_r adaptation points, N population points each
+    return jax.jit(train_all)
+
+
+
+@lru_cache(maxsize=16)
+def _compiled_test(width, d, n_r, T, N, parameterisation):
+    """Jitted meta-test ``(theta0, omegas, X_r, y_r, X_x, g_x, alpha_r) -> dict`` over T tasks of N points."""
+    import jax
+    import jax.numpy as jnp
+    from jax.flatten_util import ravel_pytree
+
+    def test_all(theta0, omegas, X_r, y_r, X_x, g_x, alpha_r):
+        _, unravel = ravel_pytree(theta0)
+        f, loss = _network_fns(unravel, parameterisation)
+
         def test_task(omega, Xr, yr, Xx, gx):
             theta_r = omega - alpha_r * jax.grad(loss)(omega, Xr, yr)  # one adaptation step
             e = gx - f(theta_r, Xx)
@@ -202,10 +226,142 @@ def _compiled_run(width, d, m, n_t, n_v, n_r, n_alpha, T, N, parameterisation, o
         excess = 0.5 * jnp.mean(mean_e2, axis=0)                     # test loss - sigma^2/2
         pop_stderr = 0.5 * jnp.sqrt(jnp.sum(var_e2, axis=0) / N) / T
         task_sd = 0.5 * jnp.std(mean_e2, axis=0, ddof=1)
-        return dict(excess=excess, population_stderr=pop_stderr, task_sd=task_sd, steps=steps,
-                    criterion=crit, rejected=rejected, initial_meta_loss=v0, condition=kappa)
+        return dict(excess=excess, population_stderr=pop_stderr, task_sd=task_sd)
 
-    return jax.jit(run)
+    return jax.jit(test_all)
+
+
+
+@lru_cache(maxsize=16)
+def _compiled_forward(width, d, rows, parameterisation):
+    """Jitted ``(theta0, X (chunks, rows, d)) -> f(X)`` one chunk of rows at a time."""
+    import jax
+
+    def forward(theta0, X):
+        return jax.lax.map(lambda x: apply(theta0, x, parameterisation), X)
+    return jax.jit(forward)
+
+
+def _network_values(theta0, X, parameterisation):
+    """``f(X; theta0)`` for points X (n, d), in chunks that keep the hidden activations small (float64)."""
+    import jax
+    import jax.numpy as jnp
+
+    n, d = X.shape
+    width = len(theta0.a)
+    rows = max(64, 4 * _TEST_BUDGET // (8 * width))
+    chunks = -(-n // rows)
+    padded = np.zeros((chunks * rows, d))
+    padded[:n] = X
+    with jax.enable_x64(True):
+        p0 = Params(*(jnp.asarray(v, jnp.float64) for v in theta0))
+        out = _compiled_forward(width, d, rows, parameterisation)(p0, padded.reshape(chunks, rows, d))
+        return np.asarray(out).reshape(-1)[:n]
+
+
+class _Memo:
+    """A function of NumPy arrays, memoised on their bytes (the kernel form asks for the same blocks again)."""
+
+    def __init__(self, fn):
+        self.fn, self.cache = fn, {}
+
+    def __call__(self, *arrays):
+        key = tuple((a.shape, a.tobytes()) for a in arrays)
+        if key not in self.cache:
+            self.cache[key] = self.fn(*arrays)
+        return self.cache[key]
+
+
+def _paired_ntk_excess(theta0, X_t, y_t, X_v, y_v, X_r, y_r, X_x, g_x, alphas, alpha_r, parameterisation):
+    """The NTK-limit test loss (minus sigma^2/2) of the same draw: the kernel form (``kernel_predictions``) with
+    the infinite-width tangent kernel and this network's own initial function, on the same meta-training
+    data, test tasks and test points.  Its average over draws is the NTK limit exactly (the loss is
+    quadratic in ``f0``, whose covariance is the NNGP at every width), so ``network - paired`` measures the
+    finite-width gap with the draw-to-draw spread largely cancelled.  Only the first :data:`PAIRED_POINTS`
+    test points of each task are used (the kernel blocks cost more than the network; the extra
+    sampling error is small against the spread of the gap between runs and is part of ``gap_stderr``)."""
+    from .kernels import ntk
+    from .ntk_sim import kernel_predictions
+
+    T, n_r, d = X_r.shape
+    X_x, g_x = X_x[:, :PAIRED_POINTS], g_x[:, :PAIRED_POINTS]
+    N = X_x.shape[1]
+    S = np.concatenate([X_t, X_v], axis=1).reshape(-1, d)
+    points = np.concatenate([X_r.reshape(-1, d), X_x.reshape(-1, d)])
+    f0_values = _network_values(theta0, np.concatenate([S, points]), parameterisation)
+    f0_S, f0_points = f0_values[:len(S)], f0_values[len(S):]
+
+    def f0(A):                       # the kernel form evaluates f0 on S and on the prediction points only
+        if A.shape == S.shape and np.array_equal(A, S):
+            return f0_S
+        if A.shape == points.shape and np.array_equal(A, points):
+            return f0_points
+        return _network_values(theta0, A, parameterisation)
+
+    K = _Memo(ntk)
+    K_xR = ntk(X_x, X_r)                                                  # (T, N, n_r)
+    out = []
+    for a in alphas:
+        # f* (meta-trained, not adapted): alpha_r = 0 makes the adaptation set irrelevant
+        f_star = kernel_predictions(K, f0, X_t, y_t, X_v, y_v, X_r[0], y_r[0], points, float(a), 0.0)
+        f_R, f_x = f_star[:T * n_r].reshape(T, n_r), f_star[T * n_r:].reshape(T, N)
+        f_r = f_x + (alpha_r / n_r) * np.einsum("tnr,tr->tn", K_xR, y_r - f_R)
+        out.append(0.5 * np.mean((g_x - f_r) ** 2))
+    return np.array(out)
+
+
+def meta_train(params0, X_t, y_t, X_v, y_v, alpha_t, *, parameterisation: str = "ntk",
+               optimizer: str = "gauss-newton", tol: float = TOL, max_steps: int | None = None):
+    """Meta-train the network from ``params0`` on one set of tasks; returns ``(params, info)``.
+
+    ``X_t`` (m, n_t, d), ``y_t`` (m, n_t), ``X_v`` (m, n_v, d), ``y_v`` (m, n_v); ``alpha_t`` a number.
+    ``params`` is the meta-trained ``omega*`` (NumPy, float64); ``info`` has ``steps``, ``criterion``,
+    ``converged``, ``rejected``, ``condition``.  The same code as :func:`train_maml` uses.
+    """
+    import jax
+    import jax.numpy as jnp
+    from jax.flatten_util import ravel_pytree
+
+    check_parameterisation(parameterisation)
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {optimizer!r}")
+    max_steps = check_size("max_steps", MAX_STEPS[optimizer] if max_steps is None else max_steps)
+    require_jax()
+    X_t, X_v = np.asarray(X_t, float), np.asarray(X_v, float)
+    m, n_t, d = X_t.shape
+    with jax.enable_x64(True):
+        p0 = Params(*(jnp.asarray(np.asarray(v), jnp.float64) for v in params0))
+        width = p0.a.shape[0]
+        train = _compiled_train(width, d, m, n_t, X_v.shape[1], parameterisation, optimizer)
+        res = train(p0, X_t, np.asarray(y_t, float), X_v, np.asarray(y_v, float),
+                    jnp.asarray([check_real("alpha_t", alpha_t)]), jnp.float64(tol), jnp.int32(max_steps))
+        _, unravel = ravel_pytree(p0)
+        omega = Params(*(np.asarray(v) for v in unravel(res["omegas"][0])))
+    info = {k: np.asarray(res[k])[0].item() for k in ("steps", "criterion", "rejected", "condition")}
+    info["converged"] = info["criterion"] <= tol
+    return omega, info
+
+
+def maml_predictions(params0, X_t, y_t, X_v, y_v, X_r, y_r, X_test, alpha_t, alpha_r, *,
+                     parameterisation: str = "ntk", optimizer: str = "gauss-newton", tol: float = TOL):
+    """Predictions at ``X_test`` (n, d) of the network meta-trained from ``params0`` and adapted by one step
+    with ``alpha_r`` on ``(X_r, y_r)``: the finite network's counterpart of ``linearised_predictions`` and
+    the kernel form's ``kernel_predictions`` (same arguments)."""
+    import jax
+    import jax.numpy as jnp
+
+    omega, _ = meta_train(params0, X_t, y_t, X_v, y_v, alpha_t, parameterisation=parameterisation,
+                          optimizer=optimizer, tol=tol)
+    with jax.enable_x64(True):
+        om = Params(*(jnp.asarray(v) for v in omega))
+        X_r, y_r = jnp.asarray(X_r, jnp.float64), jnp.asarray(y_r, jnp.float64)
+
+        def loss(p):
+            r = y_r - apply(p, X_r, parameterisation)
+            return 0.5 * jnp.mean(r * r)
+        grad = jax.grad(loss)(om)
+        theta_r = Params(*(w - float(alpha_r) * g for w, g in zip(om, grad)))
+        return np.asarray(apply(theta_r, jnp.asarray(X_test, jnp.float64), parameterisation))
 
 
 def _rates(name, value):
@@ -219,7 +375,8 @@ def _rates(name, value):
 
 def train_maml(width, d, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, beta, *, runs: int = 10, seed: int = 0,
                parameterisation: str = "ntk", test_tasks: int = TEST_TASKS, test_points: int = TEST_POINTS,
-               tol: float = TOL, max_steps: int | None = None, optimizer: str = "gauss-newton", progress=None) -> dict:
+               tol: float = TOL, max_steps: int | None = None, optimizer: str = "gauss-newton",
+               paired_ntk: bool = False, progress=None) -> dict:
     """Average test loss of one-step MAML trained on the two-layer ReLU network of width ``width``.
 
     ``alpha_t`` may be a number or a list of rates; the rates of a list are trained side by side with
@@ -229,12 +386,19 @@ def train_maml(width, d, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, beta, *,
       (runs, n_alpha) for a list;
     * convergence per run (same shapes as ``per_run``): ``converged`` (bool), ``steps``,
       ``criterion`` (the final relative meta-training loss, or relative squared gradient norm when
-      underparameterised), ``restarts``, ``condition`` (``L / mu`` at ``theta_0``); ``not_converged``
+      underparameterised), ``rejected`` (rejected steps: Gauss-Newton backtracking, or Nesterov restarts), ``condition`` (``L / mu`` at ``theta_0``); ``not_converged``
       (how many (run, rate) pairs missed the criterion);
     * ``population_stderr`` (per run: the Monte Carlo error of its population loss) and ``task_sd``
       (per run: the spread of the test loss between its test tasks);
-    * the settings: ``alpha_t``, ``seed``, ``parameterisation``, ``test_tasks``, ``test_points``, ``tol``,
-      ``max_steps``, ``criterion_name``, ``params``.
+    * with ``paired_ntk=True`` (NTK parameterisation only): ``ntk_per_run``, the NTK-limit test loss of each
+      run's own draw (its initial function, data, test tasks and points; see :func:`_paired_ntk_excess`),
+      and the finite-width gap ``gap`` = mean of ``per_run - ntk_per_run`` with ``gap_stderr``: an
+      unbiased estimate of (network average - NTK limit) whose error is much smaller than ``stderr``;
+    * the settings: ``alpha_t``, ``seed``, ``parameterisation``, ``optimizer``, ``test_tasks``,
+      ``test_points``, ``tol``, ``max_steps``, ``criterion_name``, ``params``.
+
+    Runs are drawn from ``SeedSequence([seed, r])`` (r = 0, 1, ...): the first runs of a longer call are
+    the runs of a shorter one.
 
     ``progress``: a callable called with the number of runs finished so far, after each run.
     """
@@ -255,18 +419,21 @@ def train_maml(width, d, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, beta, *,
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {optimizer!r}")
     max_steps = check_size("max_steps", MAX_STEPS[optimizer] if max_steps is None else max_steps)
-
+    if paired_ntk and parameterisation != "ntk":
+        raise ValueError("paired_ntk needs parameterisation='ntk' (the NTK limit is that of the NTK parameterisation)")
+    require_jax()
     import jax
     import jax.numpy as jnp
 
     k_, d_, m_, nt_, nv_, nr_ = (sizes[n] for n in ("width", "d", "m", "n_t", "n_v", "n_r"))
     over = k_ * (d_ + 2) > m_ * nv_
     out = {name: [] for name in ("excess", "population_stderr", "task_sd", "steps", "criterion", "rejected",
-                                 "condition")}
+                                 "condition") + (("ntk_excess",) if paired_ntk else ())}
     sig, nu_, beta_ = scales["sigma"], scales["nu"], scales["beta"]
     with jax.enable_x64(True):
-        fn = _compiled_run(k_, d_, m_, nt_, nv_, nr_, len(alphas), T, N, parameterisation, optimizer)
-        rates = (jnp.asarray(alphas), jnp.float64(a_r), jnp.float64(tol), jnp.int32(max_steps))
+        train = _compiled_train(k_, d_, m_, nt_, nv_, parameterisation, optimizer)
+        test = _compiled_test(k_, d_, nr_, T, N, parameterisation)
+        controls = (jnp.asarray(alphas), jnp.float64(tol), jnp.int32(max_steps))
         for r in range(runs):
             s_init, s_meta, s_test = np.random.SeedSequence([int(seed), r]).spawn(3)
             theta0 = init_params(np.random.default_rng(s_init), k_, d_, parameterisation)
@@ -280,7 +447,12 @@ def train_maml(width, d, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, beta, *,
             X_r = rng.standard_normal((T, nr_, d_))
             y_r = target(X_r, w_r, b_r) + sig * rng.standard_normal((T, nr_))
             X_x = rng.standard_normal((T, N, d_))
-            res = fn(theta0, X_t, y_t, X_v, y_v, X_r, y_r, X_x, target(X_x, w_r, b_r), *rates)
+            g_x = target(X_x, w_r, b_r)
+            res = train(theta0, X_t, y_t, X_v, y_v, *controls)
+            res.update(test(theta0, res["omegas"], X_r, y_r, X_x, g_x, jnp.float64(a_r)))
+            if paired_ntk:
+                res["ntk_excess"] = _paired_ntk_excess(theta0, X_t, y_t, X_v, y_v, X_r, y_r, X_x, g_x, alphas, a_r,
+                                                       parameterisation)
             for name in out:
                 out[name].append(np.asarray(res[name]))
             if progress is not None:
@@ -298,6 +470,15 @@ def train_maml(width, d, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, beta, *,
 
     def shape(x):
         return x[:, 0] if scalar and x.ndim == 2 else (x[0] if scalar else x)
+
+    extra = {}
+    if paired_ntk:
+        ntk_losses = 0.5 * sig**2 + per["ntk_excess"]
+        gaps = losses - ntk_losses
+        gap_se = gaps.std(axis=0, ddof=1) / math.sqrt(runs) if runs > 1 else np.full(len(alphas), math.inf)
+        extra = dict(ntk_per_run=shape(ntk_losses), gap=shape(gaps.mean(axis=0)), gap_stderr=shape(gap_se))
+        if scalar:
+            extra["gap"], extra["gap_stderr"] = float(extra["gap"]), float(extra["gap_stderr"])
 
     return dict(
         mean=float(mean[0]) if scalar else mean,
@@ -317,4 +498,5 @@ def train_maml(width, d, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, beta, *,
         max_steps=max_steps, optimizer=optimizer,
         criterion_name="meta-training loss / initial" if over else "squared meta-gradient norm / initial",
         params=dict(**sizes, alpha_r=a_r, **scales),
+        **extra,
     )

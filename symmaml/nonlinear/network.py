@@ -18,7 +18,8 @@ Parameters ``theta = Params(a, u, c)``: ``a`` (k,), ``u`` (k, d), ``c`` (k,), ``
   ``Theta_a``, so its infinite-width limit (with the rate scaled as ``1/k``) is not the NTK.
 
 Initialisation and task sampling are NumPy (seeded ``numpy.random.Generator``: reproducible and quick to
-set up); the network and its derivatives are JAX and take the parameterisation as a static string.
+set up); the network and its derivatives are JAX (imported when called, so this module and the constants
+of :mod:`.experiment` import without it) and take the parameterisation as a static string.
 """
 from __future__ import annotations
 
@@ -26,11 +27,10 @@ import math
 import numbers
 from typing import NamedTuple
 
-import jax
 import numpy as np
 
 __all__ = ["PARAMETERISATIONS", "Params", "init_params", "apply", "alpha_scale", "to_ntk", "target",
-           "sample_tasks", "features", "empirical_ntk", "check_size", "check_real", "check_parameterisation"]
+           "sample_tasks", "features", "empirical_ntk", "empirical_nngp", "require_jax", "check_size", "check_real", "check_parameterisation"]
 
 PARAMETERISATIONS = ("ntk", "standard")
 
@@ -38,9 +38,9 @@ PARAMETERISATIONS = ("ntk", "standard")
 class Params(NamedTuple):
     """The trained parameters: readout ``a`` (k,), hidden weights ``u`` (k, d), hidden biases ``c`` (k,)."""
 
-    a: jax.Array
-    u: jax.Array
-    c: jax.Array
+    a: object
+    u: object
+    c: object
 
 
 # ----------------------------------------------------------------------------- validation (D1)
@@ -66,6 +66,15 @@ def check_real(name: str, value, minimum: float | None = None) -> float:
     return x
 
 
+def require_jax() -> None:
+    """Import JAX and optax, or fail with one line naming the extra that installs them."""
+    try:
+        import jax  # noqa: F401
+        import optax  # noqa: F401
+    except ImportError:
+        raise ModuleNotFoundError("this needs JAX; install it with pip install 'symmaml[nn]'") from None
+
+
 def check_parameterisation(value) -> str:
     if value not in PARAMETERISATIONS:
         raise ValueError(f"parameterisation must be one of {', '.join(PARAMETERISATIONS)}; got {value!r}")
@@ -87,6 +96,8 @@ def init_params(rng: np.random.Generator, width: int, d: int, parameterisation: 
 
 def apply(params: Params, X, parameterisation: str = "ntk"):
     """``f(X; theta)`` for points X (..., n, d) -> (..., n)."""
+    import jax
+
     k, d = params.u.shape
     if parameterisation == "standard":
         h = X @ params.u.T + params.c
@@ -128,6 +139,7 @@ def sample_tasks(rng: np.random.Generator, shape: tuple, d: int, nu: float, beta
 def features(params: Params, X, parameterisation: str = "ntk"):
     """``phi(X) = grad_theta f(X; theta)`` flattened in the order of :func:`jax.flatten_util.ravel_pytree`:
     shape (n, P), ``P = k (d + 2)``."""
+    import jax
     from jax.flatten_util import ravel_pytree
 
     flat, unravel = ravel_pytree(params)
@@ -137,3 +149,15 @@ def features(params: Params, X, parameterisation: str = "ntk"):
 def empirical_ntk(params: Params, X1, X2, parameterisation: str = "ntk"):
     """The empirical tangent kernel ``phi(X1) phi(X2)^T`` of the network at ``params``: (n1, n2)."""
     return features(params, X1, parameterisation) @ features(params, X2, parameterisation).T
+
+
+def empirical_nngp(params: Params, X1, X2):
+    """The covariance of ``f(.; theta)`` over the readout ``a ~ N(0, 1)`` given the hidden layer (NTK
+    parameterisation): ``(1/k) sum_j relu(h_j(X1)) relu(h_j(X2))``, (n1, n2).  Its average over the hidden
+    layer is the NNGP at every width; it converges to it like ``1/sqrt(k)``."""
+    import jax
+
+    k, d = params.u.shape
+    h1 = jax.nn.relu(X1 @ params.u.T * (1.0 / math.sqrt(d)) + params.c)
+    h2 = jax.nn.relu(X2 @ params.u.T * (1.0 / math.sqrt(d)) + params.c)
+    return h1 @ h2.T * (1.0 / k)
