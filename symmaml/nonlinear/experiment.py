@@ -53,7 +53,7 @@ TOL = 1e-8
 #: the default cap on outer steps, per optimiser
 MAX_STEPS = {"gauss-newton": 200, "nesterov": 20_000}
 TEST_TASKS = 1000
-TEST_POINTS = 256
+TEST_POINTS = 64
 #: test points per task of the paired NTK-limit reference (``paired_ntk=True``)
 PAIRED_POINTS = 16
 #: bytes of hidden activations per meta-test batch (sets how many test tasks are evaluated at once; about

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -136,28 +137,40 @@ def sample_tasks(rng: np.random.Generator, shape: tuple, d: int, nu: float, beta
 
 # ----------------------------------------------------------------------------- features and kernels
 
-def features(params: Params, X, parameterisation: str = "ntk"):
-    """``phi(X) = grad_theta f(X; theta)`` flattened in the order of :func:`jax.flatten_util.ravel_pytree`:
-    shape (n, P), ``P = k (d + 2)``."""
+@lru_cache(maxsize=None)
+def _jitted(name: str, parameterisation: str):
+    """The jit-compiled kernel functions (compiled once per parameterisation and shape)."""
     import jax
     from jax.flatten_util import ravel_pytree
 
-    flat, unravel = ravel_pytree(params)
-    return jax.jacrev(lambda v: apply(unravel(v), X, parameterisation))(flat)
+    def feats(params, X):
+        flat, unravel = ravel_pytree(params)
+        return jax.jacrev(lambda v: apply(unravel(v), X, parameterisation))(flat)
+
+    def ntk_(params, X1, X2):
+        return feats(params, X1) @ feats(params, X2).T
+
+    def nngp_(params, X1, X2):
+        k, d = params.u.shape
+        h1 = jax.nn.relu(X1 @ params.u.T * (1.0 / math.sqrt(d)) + params.c)
+        h2 = jax.nn.relu(X2 @ params.u.T * (1.0 / math.sqrt(d)) + params.c)
+        return h1 @ h2.T * (1.0 / k)
+    return jax.jit({"features": feats, "ntk": ntk_, "nngp": nngp_}[name])
+
+
+def features(params: Params, X, parameterisation: str = "ntk"):
+    """``phi(X) = grad_theta f(X; theta)`` flattened in the order of :func:`jax.flatten_util.ravel_pytree`:
+    shape (n, P), ``P = k (d + 2)``."""
+    return _jitted("features", parameterisation)(params, X)
 
 
 def empirical_ntk(params: Params, X1, X2, parameterisation: str = "ntk"):
     """The empirical tangent kernel ``phi(X1) phi(X2)^T`` of the network at ``params``: (n1, n2)."""
-    return features(params, X1, parameterisation) @ features(params, X2, parameterisation).T
+    return _jitted("ntk", parameterisation)(params, X1, X2)
 
 
 def empirical_nngp(params: Params, X1, X2):
     """The covariance of ``f(.; theta)`` over the readout ``a ~ N(0, 1)`` given the hidden layer (NTK
     parameterisation): ``(1/k) sum_j relu(h_j(X1)) relu(h_j(X2))``, (n1, n2).  Its average over the hidden
     layer is the NNGP at every width; it converges to it like ``1/sqrt(k)``."""
-    import jax
-
-    k, d = params.u.shape
-    h1 = jax.nn.relu(X1 @ params.u.T * (1.0 / math.sqrt(d)) + params.c)
-    h2 = jax.nn.relu(X2 @ params.u.T * (1.0 / math.sqrt(d)) + params.c)
-    return h1 @ h2.T * (1.0 / k)
+    return _jitted("nngp", "ntk")(params, X1, X2)
