@@ -9,10 +9,10 @@ The paper does not give its width, d, m, n_t, n_v, n_r, task distribution, sigma
   limit already at a few hundred units (6 meta-training residuals move it little from theta_0);
 * ``sigma = 0.5, nu = 0.3, beta = 0.1, alpha_r = 0.3``: the NTK limit gains 6% from a negative alpha_t
   (0.3426 at alpha_t = 0 against 0.3211 at -3.9, ``ntk_simulate``), and the run-to-run spread of the
-  paired difference leaves it several standard errors clear with 30 runs.  Larger task offsets
+  paired difference leaves it 3 or more standard errors clear with 40 runs.  Larger task offsets
   (beta = 0.3) give an interior minimum near alpha_t = -2.5 but a gain of 4% against twice the spread;
   with these settings the NTK-limit loss keeps falling slowly as alpha_t -> -infinity (0.3174 at -40);
-* width 512 (NTK parameterisation): the paper's six rates are read as standard-parameterisation rates of
+* width 512 (NTK parameterisation), 40 runs: the paper's six rates are read as standard-parameterisation rates of
   a network of this width and mapped by ``alpha_scale(512, 30) = 263.75`` (ratio of the mean kernel
   diagonals, :func:`.network.alpha_scale`); the grid adds rates down to -24 and alpha_t = 0.
 """
