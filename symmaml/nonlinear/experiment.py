@@ -2,36 +2,43 @@
 
 One run (:func:`train_maml` averages ``runs`` of them):
 
-1. **Data.** ``theta_0`` is drawn (:func:`.network.init_params`); ``m`` tasks ``y = (w.x + b)^2 + z``
-   (``x ~ N(0, I_d)``, ``w ~ N(0, (nu^2/d) I_d)``, ``b ~ N(0, beta^2)``, ``z ~ N(0, sigma^2)``) with
-   ``n_t`` support and ``n_v`` query points each.
-2. **Meta-training**, exactly one-step MAML: the meta-loss ``(1/m) sum_i L(omega - alpha_t grad L(omega;
-   D_t^i); D_v^i)`` with ``L = |y - f|^2 / (2n)``; its gradient is ``jax.grad`` of a function that itself
-   calls ``jax.grad`` (the exact second-order meta-gradient).  Gradient descent with Nesterov momentum
-   (``optax.sgd``) from ``omega = theta_0``, full batch.  Its step size and momentum come from the
-   curvature of the meta-loss at ``theta_0``: the extreme non-zero eigenvalues ``L``, ``mu`` of
-   ``J J^T / (m n_v)`` (``J`` the Jacobian of the query residuals, by ``jax.jacrev``): ``lr = 1/L``,
-   momentum ``(1 - sqrt(mu/L)) / (1 + sqrt(mu/L))``.  Every update is a combination of meta-gradients, so
-   on the linearised network the iterates stay in ``theta_0 +`` the row space of ``J`` and converge to the
-   solution closest to ``theta_0``, as plain gradient descent does (the kernel theory's solution).
-   If the meta-loss blows up (above 10x its initial value, or not finite), training restarts from
-   ``theta_0`` with half the step size (counted in ``restarts``).
+1. **Data** (NumPy, seeded): ``theta_0`` (:func:`.network.init_params`); ``m`` tasks
+   ``y = (w.x + b)^2 + z`` (``x ~ N(0, I_d)``, ``w ~ N(0, (nu^2/d) I_d)``, ``b ~ N(0, beta^2)``,
+   ``z ~ N(0, sigma^2)``) with ``n_t`` support and ``n_v`` query points each.
+2. **Meta-training**, exactly one-step MAML from ``omega = theta_0``: the meta-loss
+   ``(1/m) sum_i L(omega - alpha_t grad L(omega; D_t^i); D_v^i)``, ``L = |y - f|^2 / (2n)``.  Its gradient
+   is ``jax.grad`` of a function that itself calls ``jax.grad`` (the exact second-order meta-gradient).
+   The outer loop (``optimizer``):
+
+   * ``'gauss-newton'`` (default): the meta-gradient preconditioned by the Gauss-Newton metric at the
+     current point, ``omega <- omega - lr n_q J^T (J J^T)^+2 J grad`` (``J``: the Jacobian of the
+     ``n_q = m n_v`` query residuals, task by task with ``jax.jacrev``, second order through the inner
+     step), i.e. the minimum-norm Gauss-Newton step; ``lr = 1`` unless backtracking halves it (a trial is
+     rejected when it doubles the meta-loss: near a ReLU kink, where the inner gradient jumps, a full
+     step may raise it a little first).  Its updates lie in the row space of ``J``, so on the linearised
+     network it lands on the solution closest to ``theta_0`` in one step, as gradient descent does in
+     the limit; on the network it converges in 2-12 steps.
+   * ``'nesterov'``: plain first-order, ``optax.sgd`` with Nesterov momentum, ``lr = 1/L`` and momentum
+     ``(1 - sqrt(mu/L)) / (1 + sqrt(mu/L))`` from the extreme eigenvalues of ``J J^T / n_q`` at
+     ``theta_0``; restarts from ``theta_0`` with half the rate if the meta-loss blows up.  Thousands of
+     steps where the meta-problem is ill-conditioned (large ``|alpha_t|``).
+
    **Convergence criterion:** overparameterised (``P = k(d+2) > m n_v``): interpolation, the
-   meta-training loss at most ``tol`` times its value at ``theta_0``; otherwise the squared gradient
-   norm at most ``tol`` times its initial value.  A run that has not met it after ``max_steps`` steps is
-   kept in the averages and reported (``converged``, ``not_converged``), never dropped.
+   meta-training loss at most ``tol`` (1e-8) times its value at ``theta_0``; otherwise the squared
+   meta-gradient norm at most ``tol`` times its initial value.  A run that has not met it after
+   ``max_steps`` steps (or whose backtracking stalled) is kept in the averages and reported
+   (``converged``, ``not_converged``), never dropped.
 3. **Meta-test:** ``test_tasks`` fresh tasks; on each, one adaptation step with ``alpha_r`` on ``n_r``
    points, then the population loss ``(sigma^2 + E_x (g(x) - f(x; theta_r))^2)/2``, ``g(x) = (w.x + b)^2``:
    the noise term exactly, the average over ``x`` by Monte Carlo on ``test_points`` fresh points per
-   task.  Its sampling error is reported per run (``population_stderr``) so it can be compared with the
-   spread between runs.
+   task.  Its sampling error is reported per run (``population_stderr``) against the spread between runs.
 
-Common random numbers: run ``r`` draws everything from ``fold_in(PRNGKey(seed), r)``: its
-initialisation, its meta-training data and its test tasks do not depend on ``alpha_t`` (a list of rates
-is trained side by side on the same data, so differences between rates are precise), and the task data
-do not depend on the width or the parameterisation.  Everything runs in float64 (``jax.enable_x64``
-inside the call only); on CPU, XLA's computations are deterministic, so a call is reproducible bit for
-bit with the same arguments on the same machine and JAX version.
+Common random numbers: run ``r`` draws everything from ``SeedSequence([seed, r])``: its initialisation,
+meta-training data and test tasks do not depend on ``alpha_t`` (a list of rates is trained side by side
+on the same draws, so differences between rates are measured run by run), and the task data do not
+depend on the width or the parameterisation.  Everything runs in float64 (``jax.enable_x64`` inside the
+call only).  XLA's CPU computations have no run-to-run nondeterminism (no atomics), so a call is
+reproducible bit for bit with the same arguments on the same machine and JAX version.
 """
 from __future__ import annotations
 
