@@ -7,6 +7,7 @@
 ``symmaml ntk``         the two-layer ReLU network in its kernel limit (eval, simulate)
 ``symmaml regenerate``  run every ``derivations/*.py`` script
 ``symmaml cache``       where the persistent cache of derived results is (``info``); empty it (``clear``)
+``symmaml nn train``    MAML on the real two-layer ReLU network (JAX; extra ``nn``)
 
 Parameters are given as ``--p 60 --m 3 --n-t 30 --n-v 2 --n-r 20 --alpha-t 0.2 --alpha-r 0.1
 --sigma 1 --nu 0.5 [--dist0 0]``.  Each value may be a number, a comma list (``0.1,0.2``) or
@@ -28,13 +29,13 @@ from __future__ import annotations
 import os
 import sys
 
-from . import cache, derive, evaluate, ntk, optimize, regenerate, simulate
+from . import cache, derive, evaluate, nn, ntk, optimize, regenerate, simulate
 from .common import PARAM_NAMES, Parser, UsageError, attach_negative_values, parse_values
 from .simulate import run_simulation
 
 __all__ = ["main", "build_parser", "parse_values", "run_simulation", "UsageError", "COMMANDS"]
 
-COMMANDS = (derive, evaluate, optimize, simulate, ntk, regenerate, cache)
+COMMANDS = (derive, evaluate, optimize, simulate, ntk, nn, regenerate, cache)
 #: flags whose value may start with a minus sign (a negative number or sweep)
 VALUE_FLAGS = frozenset("--" + n.replace("_", "-") for n in PARAM_NAMES) | ntk.VALUE_FLAGS
 
