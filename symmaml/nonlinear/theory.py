@@ -26,6 +26,7 @@ from functools import lru_cache
 
 import sympy as sp
 
+from .. import cache
 from ..algebra import factor
 from ..derivation import Derivation, Rule
 from ..maml.result import Result
@@ -364,15 +365,21 @@ def derive_leading():
     return result, dv, tuple(defs)
 
 
-@lru_cache(maxsize=None)
 def average_test_loss(order: str = "leading") -> Result:
     """The average test loss of one-step MAML on the wide two-layer ReLU network, in its kernel limit.
 
     ``order='leading'``: see the module docstring.  Holds for ``m n_v < d``.  The numeric function
-    takes ``d, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, beta``.
+    takes ``d, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, beta``.  Derived on first call (about a
+    minute) and kept in the process and in the persistent cache (:mod:`symmaml.cache`).
     """
     if order not in ORDERS:
         raise ValueError(f"order must be one of {', '.join(ORDERS)} (derived so far), got {order!r}")
+    return _average_test_loss(order)
+
+
+@lru_cache(maxsize=None)
+@cache.persistent
+def _average_test_loss(order: str) -> Result:
     expr, dv, defs = derive_leading()
     return Result(expr=expr, derivation=dv, regime="kernel", order=order,
                   conditions=(sp.StrictLessThan(m * n_v, d),), definitions=defs, parameter_set=NONLINEAR,
