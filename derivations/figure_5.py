@@ -56,12 +56,12 @@ def save(fig, out: Path, stem: str) -> None:
     fig.savefig(out / f"{stem}.pdf", metadata=PDF_METADATA)
 
 
-def main(out: Path = OUT) -> None:
+def main(out: Path = OUT, workers: int | None = None, scheduler: str | None = None) -> None:
     start = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
     grid = figure_5_grid()
     net = train_maml(FIGURE_5_WIDTH, **FIGURE_5, alpha_t=grid, runs=RUNS, seed=SEED, test_points=TEST_POINTS,
-                     paired_ntk=True)
+                     paired_ntk=True, workers=workers, scheduler=scheduler)
     t_net = time.monotonic() - start
     curve = sorted(set(grid) | set(NTK_ONLY))
     ntk = {a: ntk_simulate(**FIGURE_5, alpha_t=a, runs=NTK_RUNS, seed=NTK_SEED, workers=2) for a in curve}
@@ -144,4 +144,9 @@ def main(out: Path = OUT) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT)
-    main(parser.parse_args().out)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="1: in this process; N: a local Dask cluster of N processes (default: as symmaml.sweep "
+                             "decides; the results do not depend on it)")
+    parser.add_argument("--scheduler", default=None, help="address of an existing Dask cluster")
+    args = parser.parse_args()
+    main(args.out, args.workers, args.scheduler)

@@ -54,7 +54,7 @@ def test_model_object():
 
 def test_results_name_the_model():
     r = average_test_loss("over", model=Model(2))
-    assert "k_t = 2 inner steps" in r.derivation.title and "k_t = 2 inner steps" in r.derivation.order
+    assert "$k_t = 2$ inner steps" in r.derivation.title and "$k_t = 2$ inner steps" in r.derivation.order
     assert average_test_loss("over").derivation.title == "Average test loss of one-step MAML, overparameterised regime"
     assert average_test_loss("over", model=None) is average_test_loss("over", "leading", PAPER)
     with pytest.raises(NotDerived, match=r"G Sigma G\^T"):

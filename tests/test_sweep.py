@@ -318,3 +318,18 @@ def test_eval_writes_each_chunk_before_computing_the_next():
     cli_evaluate._stream(out, grid, chunks(), False, {}, False)
     assert sizes[0] == 0 and all(a < b for a, b in zip(sizes, sizes[1:]))
     assert out.getvalue().count("\n") == 11
+
+
+def test_cli_nn_train_same_bytes_in_process_and_on_a_cluster(cluster, capsys):
+    """The network experiment as one sweep of (point, run) tasks: each run is seeded by its index, so
+    the rows are byte-identical in process and on the cluster (a tiny network: the check is of the
+    bookkeeping, not of the physics)."""
+    pytest.importorskip("jax")
+    c, _ = cluster
+    argv = ["nn", "train", "--width", "8", "--d", "6", "--m", "2", "--n-t", "4", "--n-v", "2", "--n-r", "4",
+            "--alpha-t", "-1,0", "--alpha-r", "0.3", "--sigma", "0.5", "--nu", "0.3", "--beta", "0,0.2",
+            "--runs", "3", "--test-tasks", "8", "--test-points", "4", "--seed", "2", "--quiet"]
+    assert main(argv + ["--workers", "1"]) == 0
+    local = capsys.readouterr().out
+    assert main(argv + ["--scheduler", c.scheduler_address]) == 0
+    assert capsys.readouterr().out == local and len(local.splitlines()) == 5

@@ -2,7 +2,7 @@
 
 Every model flag takes a number, a comma list or a sweep ``start:stop:count``.  The rates of
 ``--alpha-t`` are trained side by side in each run (common random numbers: same initialisation,
-data and test tasks); any other list is a loop over points (:func:`train_point`), each with the same
+data and test tasks); any other list is one sweep over points (:func:`train_points`), each with the same
 seed.  Needs the ``nn`` extra (JAX, optax); without it, one line names the extra.
 """
 from __future__ import annotations
@@ -12,9 +12,9 @@ import itertools
 import json
 import sys
 
-from .common import Parser, Progress, UsageError, fmt, json_number, parse_values
+from .common import Parser, Progress, UsageError, add_sweep_options, fmt, json_number, parse_values, sweep_options
 
-__all__ = ["register", "run", "train_point", "NAMES"]
+__all__ = ["register", "run", "train_points", "NAMES"]
 
 #: the network's flags, in the order of ``train_maml``
 NAMES = ("width", "d", "m", "n_t", "n_v", "n_r", "alpha_t", "alpha_r", "sigma", "nu", "beta")
@@ -44,12 +44,13 @@ def _require_jax() -> None:
         raise UsageError(str(e)) from None
 
 
-def train_point(point: dict, alphas: list, *, runs: int, seed: int, options: dict, progress=None) -> dict:
-    """One point of a sweep (all ``alpha_t`` side by side): ``train_maml`` with a list of rates."""
-    from ..nonlinear import train_maml
+def train_points(points: list, alphas: list, *, runs: int, seed: int, options: dict, progress=None,
+                 workers=None, scheduler=None) -> list:
+    """Every point of a sweep (all ``alpha_t`` of a point side by side) as one sweep of ``train_many``."""
+    from ..nonlinear import train_many
 
-    return train_maml(**{k: v for k, v in point.items() if k != "alpha_t"}, alpha_t=list(alphas), runs=runs,
-                      seed=seed, progress=progress, **options)
+    return train_many([dict({k: v for k, v in pt.items() if k != "alpha_t"}, alpha_t=list(alphas)) for pt in points],
+                      runs=runs, seed=seed, progress=progress, workers=workers, scheduler=scheduler, **options)
 
 
 def _rows(point, res):
@@ -81,13 +82,12 @@ def run(args) -> int:
     swept = [n for n in NAMES if len(values[n]) > 1]
     options = dict(parameterisation=args.parameterisation, test_tasks=args.test_tasks,
                    test_points=args.test_points, tol=args.tol, optimizer=args.optimizer, paired_ntk=args.paired_ntk)
-    progress = Progress(args.runs * len(points), enabled=sys.stderr.isatty() and not args.quiet, label="train")
-    results = []
+    where = sweep_options(args)
+    progress = Progress(args.runs * len(points), enabled=sys.stderr.isatty() and not args.quiet, label="train",
+                        points=len(points))
     try:
-        for pt in points:
-            before = progress.done
-            results.append(train_point(pt, values["alpha_t"], runs=args.runs, seed=args.seed, options=options,
-                                       progress=lambda n, b=before: progress.update(b + n - progress.done)))
+        results = train_points(points, values["alpha_t"], runs=args.runs, seed=args.seed, options=options,
+                               progress=lambda n, p: progress.set(p, n), **where)
     finally:
         progress.close()
     rows = [row for pt, res in zip(points, results) for row in _rows(pt, res)]
@@ -155,4 +155,5 @@ def register(sub, regimes, orders) -> None:
                    help="also the NTK-limit loss of each run's own draw, and the gap network - NTK limit")
     t.add_argument("--json", action="store_true", help="print JSON")
     t.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_sweep_options(t)
     t.set_defaults(func=run)

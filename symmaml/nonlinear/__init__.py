@@ -12,7 +12,7 @@ parameters trained).  Modules (one concept each):
   ground truth);
 - ``theory``: ``average_test_loss``, the algebraic average test loss;
 - ``network``, ``experiment``, ``linearised``: the finite network in JAX, MAML training
-  (``train_maml``) and MAML on its explicit linearisation (JAX is imported there only).
+  (``train_maml``; ``train_many``: a sweep of points, in process or on Dask) and MAML on its explicit linearisation (JAX is imported there only).
 
 Names are resolved lazily, so ``import symmaml.nonlinear`` never imports JAX.
 """
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["ntk", "nngp", "ntk_simulate", "average_test_loss", "train_maml"]
+__all__ = ["ntk", "nngp", "ntk_simulate", "average_test_loss", "train_maml", "train_many"]
 
 _WHERE = {
     "ntk": "kernels",
@@ -28,6 +28,7 @@ _WHERE = {
     "ntk_simulate": "ntk_sim",
     "average_test_loss": "theory",
     "train_maml": "experiment",
+    "train_many": "experiment",
 }
 
 

@@ -52,7 +52,7 @@ from .network import (
     Params, apply, check_parameterisation, check_real, check_size, init_params, require_jax, sample_tasks, target,
 )
 
-__all__ = ["train_maml", "meta_train", "maml_predictions", "OPTIMIZERS", "TOL", "MAX_STEPS", "TEST_TASKS", "TEST_POINTS"]
+__all__ = ["train_maml", "train_many", "meta_train", "maml_predictions", "OPTIMIZERS", "TOL", "MAX_STEPS", "TEST_TASKS", "TEST_POINTS"]
 
 OPTIMIZERS = ("gauss-newton", "nesterov")
 #: interpolation tolerance: final meta-training loss / initial meta-training loss
@@ -383,7 +383,7 @@ def _rates(name, value):
 def train_maml(width, d, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, beta, *, runs: int = 10, seed: int = 0,
                parameterisation: str = "ntk", test_tasks: int = TEST_TASKS, test_points: int = TEST_POINTS,
                tol: float = TOL, max_steps: int | None = None, optimizer: str = "gauss-newton",
-               paired_ntk: bool = False, progress=None) -> dict:
+               paired_ntk: bool = False, progress=None, workers: int | None = 1, scheduler: str | None = None) -> dict:
     """Average test loss of one-step MAML trained on the two-layer ReLU network of width ``width``.
 
     ``alpha_t`` may be a number or a list of rates; the rates of a list are trained side by side with
@@ -408,40 +408,129 @@ def train_maml(width, d, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, beta, *,
     the runs of a shorter one.
 
     ``progress``: a callable called with the number of runs finished so far, after each run.
+
+    ``workers``, ``scheduler``: where the runs are trained (:func:`symmaml.sweep.run`: ``workers=1`` in this
+    process, the default; ``N > 1`` a local Dask cluster of N processes; ``scheduler`` an existing Dask
+    cluster; ``None`` as the runner decides).  Each run is one task seeded by its index, so the result is
+    byte-identical wherever it runs.
     """
-    sizes = {k: check_size(k, v) for k, v in dict(width=width, d=d, m=m, n_t=n_t, n_v=n_v, n_r=n_r).items()}
-    alphas, scalar = _rates("alpha_t", alpha_t)
-    a_r = check_real("alpha_r", alpha_r)
-    scales = {k: check_real(k, v, 0.0) for k, v in dict(sigma=sigma, nu=nu, beta=beta).items()}
+    point = dict(width=width, d=d, m=m, n_t=n_t, n_v=n_v, n_r=n_r, alpha_t=alpha_t, alpha_r=alpha_r, sigma=sigma,
+                 nu=nu, beta=beta)
+    (out,) = train_many([point], runs=runs, seed=seed, parameterisation=parameterisation, test_tasks=test_tasks,
+                        test_points=test_points, tol=tol, max_steps=max_steps, optimizer=optimizer,
+                        paired_ntk=paired_ntk, workers=workers, scheduler=scheduler,
+                        progress=None if progress is None else (lambda runs_done, _points: progress(runs_done)))
+    return out
+
+
+def train_many(points, *, runs: int = 10, seed: int = 0, parameterisation: str = "ntk",
+               test_tasks: int = TEST_TASKS, test_points: int = TEST_POINTS, tol: float = TOL,
+               max_steps: int | None = None, optimizer: str = "gauss-newton", paired_ntk: bool = False,
+               progress=None, workers: int | None = 1, scheduler: str | None = None) -> list:
+    """:func:`train_maml` at each of ``points`` (dicts of ``width, d, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma,
+    nu, beta``; ``alpha_t`` a number or a list), as one sweep: every (point, run) is a task of
+    :func:`symmaml.sweep.run` (or of a loop in this process, ``workers=1``), so the results are byte-identical
+    to calling :func:`train_maml` point by point, wherever they run.  ``progress(runs_done, points_done)``."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
     runs = check_size("runs", runs)
+    prepared = [_prepare(pt, seed=int(seed), parameterisation=parameterisation, test_tasks=test_tasks,
+                         test_points=test_points, tol=tol, max_steps=max_steps, optimizer=optimizer,
+                         paired_ntk=paired_ntk) for pt in points]
+    require_jax()
+    if workers == 1 and scheduler is None:
+        pers, done = [], 0
+        for i, (task, _, _) in enumerate(prepared):
+            tick = None if progress is None else (lambda n, d0=done, i=i: progress(d0 + n, i))
+            pers.append(_train_runs(task, range(runs), tick))
+            done += runs
+            if progress is not None:
+                progress(done, i + 1)
+    else:
+        from .. import sweep
+
+        tasks = [dict(task, run=r) for task, _, _ in prepared for r in range(runs)]
+        rows = sweep.run(_train_chunk, tasks, runs=1, seed=int(seed), reduce=_as_rows, workers=workers,
+                         scheduler=scheduler,
+                         progress=None if progress is None else (lambda n, _r: progress(n, n // runs)))
+        rows = [row for block in rows for row in block]
+        pers = [_unpack(rows[i * runs:(i + 1) * runs], len(task["alphas"]), task["paired_ntk"])
+                for i, (task, _, _) in enumerate(prepared)]
+    return [_summarise(per, task, scalar, over, runs) for per, (task, scalar, over) in zip(pers, prepared)]
+
+
+def _prepare(point: dict, *, seed, parameterisation, test_tasks, test_points, tol, max_steps, optimizer,
+             paired_ntk) -> tuple:
+    """``(task, scalar, over)``: one point's arguments checked, as :func:`_train_runs` takes them."""
+    names = ("width", "d", "m", "n_t", "n_v", "n_r", "alpha_t", "alpha_r", "sigma", "nu", "beta")
+    missing = [n for n in names if n not in point]
+    unknown = sorted(set(point) - set(names))
+    if missing or unknown:
+        raise TypeError(f"a point needs exactly {', '.join(names)}; missing {missing}, unknown {unknown}")
+    sizes = {k: check_size(k, point[k]) for k in ("width", "d", "m", "n_t", "n_v", "n_r")}
+    alphas, scalar = _rates("alpha_t", point["alpha_t"])
+    a_r = check_real("alpha_r", point["alpha_r"])
+    scales = {k: check_real(k, point[k], 0.0) for k in ("sigma", "nu", "beta")}
     T, N = check_size("test_tasks", test_tasks), check_size("test_points", test_points)
     if N < 2:
         raise ValueError(f"test_points must be an integer >= 2 (for the sampling error); got {test_points!r}")
     tol = check_real("tol", tol)
     if not 0.0 < tol < 1.0:
         raise ValueError(f"tol must be in (0, 1); got {tol!r}")
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
     check_parameterisation(parameterisation)
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {optimizer!r}")
     max_steps = check_size("max_steps", MAX_STEPS[optimizer] if max_steps is None else max_steps)
     if paired_ntk and parameterisation != "ntk":
         raise ValueError("paired_ntk needs parameterisation='ntk' (the NTK limit is that of the NTK parameterisation)")
-    require_jax()
+    over = sizes["width"] * (sizes["d"] + 2) > sizes["m"] * sizes["n_v"]
+    task = dict(sizes=sizes, alphas=[float(a) for a in alphas], alpha_r=a_r, scales=scales, seed=seed,
+                parameterisation=parameterisation, test_tasks=T, test_points=N, tol=tol, max_steps=max_steps,
+                optimizer=optimizer, paired_ntk=bool(paired_ntk))
+    return task, scalar, over
+
+
+#: the per-run records of :func:`_train_runs`, in the order :func:`_train_chunk` packs them
+_FIELDS = ("excess", "population_stderr", "task_sd", "steps", "criterion", "rejected", "condition")
+
+
+def _train_chunk(point: dict, *, runs: int, seed: int) -> np.ndarray:
+    """One run of :func:`train_maml` as a task of :func:`symmaml.sweep.run`: run ``point['run']`` of the
+    sweep (seeded ``SeedSequence([seed, run])``, as in process), packed into one row of floats."""
+    task = {k: v for k, v in point.items() if k != "run"}
+    per = _train_runs(dict(task, seed=seed), range(point["run"], point["run"] + runs))  # seed: the sweep's own
+    names = _FIELDS + (("ntk_excess",) if task["paired_ntk"] else ())
+    return np.concatenate([np.asarray(per[n], dtype=float).reshape(runs, -1) for n in names], axis=1)
+
+
+def _as_rows(values) -> list:
+    """The sweep's reduction for :func:`_train_chunk`: the packed rows themselves."""
+    return [list(map(float, row)) for row in np.asarray(values, dtype=float)]
+
+
+def _unpack(rows: list, n_alpha: int, paired: bool) -> dict:
+    names = _FIELDS + (("ntk_excess",) if paired else ())
+    a = np.asarray(rows, dtype=float).reshape(len(rows), len(names), n_alpha)
+    return {n: a[:, i, :] for i, n in enumerate(names)}
+
+
+def _train_runs(task: dict, run_ids, progress=None) -> dict:
+    """The per-run records ``{name: (runs, n_alpha)}`` of the runs ``run_ids`` (run ``r`` drawn from
+    ``SeedSequence([seed, r])``)."""
     import jax
     import jax.numpy as jnp
 
+    sizes, alphas, a_r, scales = task["sizes"], np.asarray(task["alphas"]), task["alpha_r"], task["scales"]
+    seed, parameterisation, T, N = task["seed"], task["parameterisation"], task["test_tasks"], task["test_points"]
+    tol, max_steps, optimizer, paired_ntk = task["tol"], task["max_steps"], task["optimizer"], task["paired_ntk"]
     k_, d_, m_, nt_, nv_, nr_ = (sizes[n] for n in ("width", "d", "m", "n_t", "n_v", "n_r"))
-    over = k_ * (d_ + 2) > m_ * nv_
-    out = {name: [] for name in ("excess", "population_stderr", "task_sd", "steps", "criterion", "rejected",
-                                 "condition") + (("ntk_excess",) if paired_ntk else ())}
+    out = {name: [] for name in _FIELDS + (("ntk_excess",) if paired_ntk else ())}
     sig, nu_, beta_ = scales["sigma"], scales["nu"], scales["beta"]
     with jax.enable_x64(True):
         train = _compiled_train(k_, d_, m_, nt_, nv_, parameterisation, optimizer)
         test = _compiled_test(k_, d_, nr_, T, N, parameterisation)
         controls = (jnp.asarray(alphas), jnp.float64(tol), jnp.int32(max_steps))
-        for r in range(runs):
+        for done, r in enumerate(run_ids, 1):
             s_init, s_meta, s_test = np.random.SeedSequence([int(seed), r]).spawn(3)
             theta0 = init_params(np.random.default_rng(s_init), k_, d_, parameterisation)
             rng = np.random.default_rng(s_meta)
@@ -463,8 +552,14 @@ def train_maml(width, d, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, beta, *,
             for name in out:
                 out[name].append(np.asarray(res[name]))
             if progress is not None:
-                progress(r + 1)
-    per = {name: np.stack(v) for name, v in out.items()}                # (runs, n_alpha)
+                progress(done)
+    return {name: np.stack(v) for name, v in out.items()}               # (runs, n_alpha)
+
+
+def _summarise(per: dict, task: dict, scalar: bool, over: bool, runs: int) -> dict:
+    """train_maml's result from the per-run records."""
+    alphas, sig, tol = np.array(task["alphas"]), task["scales"]["sigma"], task["tol"]
+    k_, parameterisation, paired_ntk = task["sizes"]["width"], task["parameterisation"], task["paired_ntk"]
     losses = 0.5 * sig**2 + per["excess"]
     if not np.all(np.isfinite(losses)):
         bad = np.argwhere(~np.isfinite(losses))
@@ -501,9 +596,9 @@ def train_maml(width, d, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, beta, *,
         population_stderr=shape(per["population_stderr"]),
         task_sd=shape(per["task_sd"]),
         alpha_t=float(alphas[0]) if scalar else alphas,
-        seed=int(seed), parameterisation=parameterisation, test_tasks=T, test_points=N, tol=tol,
-        max_steps=max_steps, optimizer=optimizer,
+        seed=task["seed"], parameterisation=parameterisation, test_tasks=task["test_tasks"],
+        test_points=task["test_points"], tol=tol, max_steps=task["max_steps"], optimizer=task["optimizer"],
         criterion_name="meta-training loss / initial" if over else "squared meta-gradient norm / initial",
-        params=dict(**sizes, alpha_r=a_r, **scales),
+        params=dict(**task["sizes"], alpha_r=task["alpha_r"], **task["scales"]),
         **extra,
     )
