@@ -14,8 +14,8 @@ the simulator.  Writes under ``derivations/out/``:
 * ``models_accuracy_table.{csv,md}``: leading (and corrected where derived) against simulation on the
   paper's two settings with k_t in {2, 3}, k_r in {1, 2}, and with two anisotropic spectra.
 
-Simulations go through :func:`simulate_points`, a plain function of a list of parameter points (each
-with its own seed), so a sweep runner can replace it.  Every seed is fixed: the outputs are
+Simulations go through :func:`simulate_points`: one sweep of a list of parameter points (each with its
+own seed) on :mod:`symmaml.sweep` (``--workers``, ``--scheduler``).  Every seed is fixed: the outputs are
 byte-identical from run to run.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ from symmaml.maml import Model, average_test_loss
 from symmaml.maml.loss import derived_for
 from symmaml.maml.optimal import NoMinimiserError, numeric_optimum
 from symmaml.maml.paper import FIGURE_2, FIGURE_3
-from symmaml.sim import simulate
+from symmaml import sweep
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -57,14 +57,18 @@ META = {"over": "reduced", "under": "reduced"}
 
 # ----------------------------------------------------------------------------- simulation
 
+#: where the simulations run (``--workers``, ``--scheduler``; never what they give)
+WHERE = dict(workers=None, scheduler=None)
+
+
 def simulate_points(points: list) -> list:
     """Simulate each point: a dict of ``symmaml.sim.simulate`` keywords (parameters, model options,
-    ``runs``, ``seed``, ``meta_test``, ``test_tasks``).  Returns ``[(mean, stderr), ...]`` in order."""
-    out = []
-    for pt in points:
-        r = simulate(**pt)
-        out.append((float(r["mean"]), float(r["stderr"])))
-    return out
+    ``runs``, ``seed``, ``meta_test``, ``test_tasks``), as one sweep (:mod:`symmaml.sweep`; a point of at
+    most ``CHUNK_RUNS`` runs is exactly ``simulate(**point)``).  Returns ``[(mean, stderr), ...]`` in order."""
+    plain = [{k: v for k, v in pt.items() if k not in ("runs", "seed")} for pt in points]
+    results = sweep.run(sweep.simulate_chunk, plain, runs=[pt["runs"] for pt in points],
+                        seeds=[pt["seed"] for pt in points], **WHERE)
+    return [(float(r["mean"]), float(r["stderr"])) for r in results]
 
 
 def _point(fixed: dict, model: Model, alpha_t: float, runs: int, seed: int, spectrum=None) -> dict:
@@ -310,10 +314,11 @@ def accuracy(out: Path) -> list:
     return rows
 
 
-def main(out: Path = OUT) -> None:
+def main(out: Path = OUT, workers: int | None = None, scheduler: str | None = None) -> None:
     import sys
     import time
 
+    WHERE.update(workers=workers, scheduler=scheduler)
     out.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
 
@@ -343,4 +348,9 @@ def main(out: Path = OUT) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT)
-    main(parser.parse_args().out)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="1: in this process; N: a local Dask cluster of N processes (default: as symmaml.sweep "
+                             "decides; the results do not depend on it)")
+    parser.add_argument("--scheduler", default=None, help="address of an existing Dask cluster")
+    args = parser.parse_args()
+    main(args.out, args.workers, args.scheduler)

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from symmaml import sweep
 from symmaml.derivation import Derivation
 from symmaml.export.latex import derivation_document
 from symmaml.export.markdown import derivation_markdown
 from symmaml.nonlinear.effective import derive_effective_kernels
 from symmaml.nonlinear.kernel_maml import derive_kernel_form
 from symmaml.nonlinear.kernels import derive_kernels
-from symmaml.nonlinear.ntk_sim import ntk_simulate
+from symmaml.nonlinear.ntk_sim import ntk_chunk
 from symmaml.nonlinear.paper import ACCURACY_SETTINGS, SIGN_GRID
 from symmaml.nonlinear.theory import average_test_loss
 
@@ -31,6 +32,13 @@ OUT = Path(__file__).resolve().parent / "out"
 ACCURACY_RUNS = 2000
 SIGN_RUNS = 500
 ALPHA_GRID = np.linspace(-3.0, 1.0, 4001)  # where the optimal alpha_t is looked for (step 1e-3)
+#: where the simulations run (--workers, --scheduler; never what they give)
+WHERE = dict(workers=None, scheduler=None)
+
+
+def per_run(values) -> np.ndarray:
+    """A sweep's reduction keeping every run (for paired differences)."""
+    return np.asarray(values, dtype=float)
 
 
 def documents(out: Path) -> None:
@@ -60,9 +68,11 @@ def accuracy(out: Path) -> None:
               "theory", "ntk_mc_mean", "ntk_mc_stderr", "rel_error"]
     lines, md = [",".join(header)], ["| setting | `m n_v / d` | `alpha_t` | theory | Monte Carlo | error |",
                                      "|---|---|---|---|---|---|"]
+    points = [dict(params, alpha_t=at) for params, alphas in ACCURACY_SETTINGS.values() for at in alphas]
+    sims = sweep.run(ntk_chunk, points, runs=ACCURACY_RUNS, seed=11, **WHERE)
     for name, (params, alphas) in ACCURACY_SETTINGS.items():
         for k, at in enumerate(alphas):
-            sim = ntk_simulate(**params, alpha_t=at, runs=ACCURACY_RUNS, seed=11, workers=2)
+            sim = next(sims)
             th = float(f(**params, alpha_t=at))
             err = th / sim["mean"] - 1
             lines.append(_row([name, *(params[n] for n in ("d", "m", "n_t", "n_v", "n_r")), at,
@@ -92,12 +102,15 @@ def sign_table(out: Path) -> None:
     lines = [",".join(header)]
     negative = confirmed = 0
     unconfirmed = []
-    for params in SIGN_GRID:
-        star, interior = argmin_alpha(f, params)
+    stars = [argmin_alpha(f, params) for params in SIGN_GRID]
+    # the loss at the optimum and at alpha_t = 0, seed 5 for both: the same inputs and tasks
+    points = [dict(params, alpha_t=at) for params, (star, _) in zip(SIGN_GRID, stars) for at in (star, 0.0)]
+    runs = sweep.run(ntk_chunk, points, runs=SIGN_RUNS, seed=5, reduce=per_run, **WHERE)
+    for params, (star, interior) in zip(SIGN_GRID, stars):
         gain = float(f(**params, alpha_t=0.0) - f(**params, alpha_t=star))
-        a = ntk_simulate(**params, alpha_t=star, runs=SIGN_RUNS, seed=5, workers=2)
-        b = ntk_simulate(**params, alpha_t=0.0, runs=SIGN_RUNS, seed=5, workers=2)  # same inputs and tasks
-        diff = b["per_run"] - a["per_run"]
+        at_star, at_zero = next(runs), next(runs)
+        a, b = dict(mean=float(at_star.mean())), dict(mean=float(at_zero.mean()))
+        diff = at_zero - at_star
         se = float(diff.std(ddof=1) / np.sqrt(diff.size))
         ok = bool(diff.mean() > 2 * se)
         negative += star < 0
@@ -124,7 +137,8 @@ def sign_table(out: Path) -> None:
     print(f"sign table: alpha_t* < 0 at {negative}/{len(SIGN_GRID)}; confirmed by Monte Carlo at {confirmed}")
 
 
-def main(out: Path = OUT) -> None:
+def main(out: Path = OUT, workers: int | None = None, scheduler: str | None = None) -> None:
+    WHERE.update(workers=workers, scheduler=scheduler)
     out.mkdir(parents=True, exist_ok=True)
     documents(out)
     accuracy(out)
@@ -134,4 +148,9 @@ def main(out: Path = OUT) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT)
-    main(parser.parse_args().out)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="1: in this process; N: a local Dask cluster of N processes (default: as symmaml.sweep "
+                             "decides; the results do not depend on it)")
+    parser.add_argument("--scheduler", default=None, help="address of an existing Dask cluster")
+    args = parser.parse_args()
+    main(args.out, args.workers, args.scheduler)

@@ -14,7 +14,7 @@ import json
 import sys
 
 from ..symbols import NONLINEAR
-from .common import Progress, UsageError, fmt, grid, json_number
+from .common import Progress, UsageError, add_sweep_options, fmt, grid, json_number, sweep_options
 
 __all__ = ["register", "NAMES", "VALUE_FLAGS"]
 
@@ -77,7 +77,10 @@ def run_eval(args) -> int:
 
 
 def run_simulate(args) -> int:
-    from ..nonlinear.ntk_sim import ntk_simulate
+    import functools
+
+    from .. import sweep
+    from ..nonlinear.ntk_sim import ntk_chunk
 
     points, swept = _points(args)
     for name, v in (("runs", args.runs), ("test-tasks", args.test_tasks), ("test-points", args.test_points)):
@@ -85,15 +88,15 @@ def run_simulate(args) -> int:
             raise UsageError(f"--{name} must be a positive integer; got {v}")
     if args.seed < 0:
         raise UsageError(f"--seed must be a non-negative integer; got {args.seed}")
-    progress = Progress(len(points), enabled=sys.stderr.isatty() and not args.quiet, label="ntk simulate",
-                        unit="points")
-    results = []
+    if args.threads < 1:
+        raise UsageError(f"--threads must be a positive integer; got {args.threads}")
+    where = sweep_options(args)
+    fn = functools.partial(ntk_chunk, test_tasks=args.test_tasks, test_points=args.test_points, workers=args.threads)
+    progress = Progress(args.runs * len(points), enabled=sys.stderr.isatty() and not args.quiet, label="ntk simulate",
+                        points=len(points))
     try:
-        for pt in points:
-            r = ntk_simulate(**pt, runs=args.runs, seed=args.seed, test_tasks=args.test_tasks,
-                             test_points=args.test_points, workers=args.threads)
-            results.append(dict(mean=r["mean"], stderr=json_number(r["stderr"]), runs=r["runs"]))
-            progress.update(1)
+        results = [dict(mean=r["mean"], stderr=json_number(r["stderr"]), runs=r["runs"])
+                   for r in sweep.run(fn, points, runs=args.runs, seed=args.seed, progress=progress.set, **where)]
     finally:
         progress.close()
     if len(points) == 1:
@@ -132,7 +135,9 @@ def register(sub, regimes, orders) -> None:
     s.add_argument("--test-tasks", dest="test_tasks", type=int, default=4, help="test tasks per run (default 4)")
     s.add_argument("--test-points", dest="test_points", type=int, default=32,
                    help="test points per test task (default 32)")
-    s.add_argument("--threads", type=int, default=1, help="threads (results do not depend on it; default 1)")
+    s.add_argument("--threads", type=int, default=1,
+                   help="threads per task (results do not depend on it; default 1)")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    add_sweep_options(s)
     s.set_defaults(func=run_simulate)

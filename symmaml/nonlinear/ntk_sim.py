@@ -30,7 +30,7 @@ import numpy as np
 
 from .kernels import kernel_blocks
 
-__all__ = ["kernel_predictions", "ntk_simulate", "BLOCK", "sample_tasks"]
+__all__ = ["kernel_predictions", "ntk_simulate", "BLOCK", "sample_tasks", "ntk_chunk"]
 
 BLOCK = 16
 """Runs per random-number block (one child generator each): results do not depend on ``workers``."""
@@ -275,3 +275,9 @@ def ntk_simulate(d, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, beta, *, runs
     stderr = float(per_run.std(ddof=1) / math.sqrt(runs)) if runs > 1 else math.inf
     return dict(mean=mean, stderr=stderr, runs=runs, per_run=per_run, seed=seed, test_tasks=T,
                 test_points=n_x, average_f0=bool(average_f0), params=dict(**sizes, **rates, **scales))
+
+
+def ntk_chunk(point: dict, *, runs: int, seed: int, **options) -> np.ndarray:
+    """The per-run losses of ``ntk_simulate(**point, runs=runs, seed=seed, **options)``: a task of
+    :func:`symmaml.sweep.run` (a point of at most ``sweep.CHUNK_RUNS`` runs is exactly that call)."""
+    return ntk_simulate(**point, runs=runs, seed=seed, **options)["per_run"]
