@@ -1085,19 +1085,23 @@ def _is_flat(opt: Optimum, params: dict) -> bool:
                for f in opt.flat_when)
 
 
+#: points of the global grid of :func:`numeric_optimum`
+GRID_POINTS = 2001
+
+
 def _bracket(wrt: str, params: dict) -> float:
-    """Where the search for a model of the family starts: twice the rate at which one step of a typical
-    eigenvalue of the inner-step Gram matrix overshoots, ``n/(sqrt n + sqrt p)^2`` (the search widens
-    from there until its lowest point is interior)."""
+    """Half-width of the rate interval searched for a model of the family: twenty times the rate at which
+    one step of a typical eigenvalue of the inner-step Gram matrix overshoots, ``n/(sqrt n + sqrt p)^2``."""
     n = params["n_t"] if wrt == "alpha_t" else params["n_r"]
-    return 2.0 * float(n) / (math.sqrt(float(n)) + math.sqrt(float(params["p"]))) ** 2
+    return 20.0 * float(n) / (math.sqrt(float(n)) + math.sqrt(float(params["p"]))) ** 2
 
 
 def numeric_optimum(regime: str, wrt: str, order: str, model, spectrum=None, **params) -> dict:
     """The rate ``wrt`` minimising the average test loss of ``model`` at one parameter set, numerically:
-    :func:`symmaml.minimise.bracketed_minimum` of the derived loss (NaN outside its domain), from the
-    scale :func:`_bracket`.  Not certified; raises :class:`NoMinimiserError` if the lowest value is not
-    interior."""
+    the lowest of :data:`GRID_POINTS` rates on ``[-B, B]`` (``B``: :func:`_bracket`; with several inner
+    steps the loss can have a basin at negative and one at large positive rates, so the search is global
+    on that interval), refined by :func:`symmaml.minimise.bracketed_minimum` around it.  Not certified;
+    raises :class:`NoMinimiserError` if the lowest grid point is at the edge of the interval."""
     from .loss import average_test_loss
 
     name = _wrt_name(wrt)
@@ -1106,13 +1110,24 @@ def numeric_optimum(regime: str, wrt: str, order: str, model, spectrum=None, **p
     f = average_test_loss(regime, order, model).numeric()
     extra = {"spectrum": spectrum} if model.anisotropic else {}
     f.masked(**params, **extra, **{name: 0.0})  # validates the other parameters (a ValueError names the culprit)
+    half = _bracket(name, params)
+    grid = np.linspace(-half, half, GRID_POINTS)
+    values = f.masked(**params, **extra, **{name: grid})
+    if not np.isfinite(values).any():
+        raise NoMinimiserError(f"the loss is not defined anywhere on {name} in [{-half:.4g}, {half:.4g}]")
+    i = int(np.nanargmin(values))
+    if i in (0, GRID_POINTS - 1):
+        raise NoMinimiserError(f"no interior minimum of the loss over {name} in [{-half:.4g}, {half:.4g}] "
+                               f"(the lowest grid point is at the edge)")
+    step = grid[1] - grid[0]
     try:
-        res = bracketed_minimum(lambda xs: f.masked(**params, **extra, **{name: xs}), _bracket(name, params),
-                                name=name)
+        res = bracketed_minimum(lambda xs: f.masked(**params, **extra, **{name: xs}), 2 * step,
+                                center=float(grid[i]), name=name)
     except NoInteriorMinimum as e:
         raise NoMinimiserError(str(e)) from None
     out = dict(regime=regime, order=order, wrt=name, method="bracketed numeric", model=repr(model),
-               params=params, **res.as_dict(), certified=False, interior=not res.flat, degenerate=res.flat)
+               params=params, **res.as_dict(), certified=False, interior=not res.flat, degenerate=res.flat,
+               search_interval=[float(-half), float(half)], global_grid_points=GRID_POINTS)
     out.pop("flat")
     if res.flat:
         out["argmin"] = None
