@@ -339,10 +339,7 @@ def main(out: Path = OUT, workers: int | None = None, scheduler: str | None = No
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=OUT)
-    ap.add_argument("--workers", type=int, default=None,
-                    help="1: in this process; N: a local Dask cluster of N processes (default: as symmaml.sweep "
-                         "decides; the results do not depend on it)")
-    ap.add_argument("--scheduler", default=None, help="address of an existing Dask cluster")
+    sweep.add_arguments(ap)
     ap.add_argument("--plot-only", action="store_true",
                     help="redraw accuracy_figure.{png,pdf} from derivations/out/accuracy_table.csv")
     args = ap.parse_args()

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from symmaml import sweep
 from symmaml.export.figures import write_table
 from symmaml.nonlinear import average_test_loss, ntk_simulate, train_maml
 from symmaml.nonlinear.network import alpha_scale
@@ -144,9 +145,6 @@ def main(out: Path = OUT, workers: int | None = None, scheduler: str | None = No
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--workers", type=int, default=None,
-                        help="1: in this process; N: a local Dask cluster of N processes (default: as symmaml.sweep "
-                             "decides; the results do not depend on it)")
-    parser.add_argument("--scheduler", default=None, help="address of an existing Dask cluster")
+    sweep.add_arguments(parser)
     args = parser.parse_args()
     main(args.out, args.workers, args.scheduler)

@@ -348,9 +348,6 @@ def main(out: Path = OUT, workers: int | None = None, scheduler: str | None = No
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--workers", type=int, default=None,
-                        help="1: in this process; N: a local Dask cluster of N processes (default: as symmaml.sweep "
-                             "decides; the results do not depend on it)")
-    parser.add_argument("--scheduler", default=None, help="address of an existing Dask cluster")
+    sweep.add_arguments(parser)
     args = parser.parse_args()
     main(args.out, args.workers, args.scheduler)

@@ -44,7 +44,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
-import itertools
 import json
 import math
 import os
@@ -55,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["run", "Grid", "CHUNK_RUNS", "AUTO_SECONDS", "chunk_seed", "mean_stderr", "simulate_chunk",
+__all__ = ["run", "add_arguments", "Grid", "CHUNK_RUNS", "AUTO_SECONDS", "chunk_seed", "mean_stderr", "simulate_chunk",
            "DaskMissing", "require_dask", "cpu_count", "SweepError"]
 
 #: runs per chunk, the unit of randomness (a multiple of the simulator's block of 64 runs)
@@ -182,6 +181,15 @@ def _describe(fn) -> dict:
         return dict(_describe(fn.func), args=[repr(a) for a in fn.args],
                     keywords={k: repr(v) for k, v in sorted(fn.keywords.items())})
     return dict(function=f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}")
+
+
+def add_arguments(parser) -> None:
+    """``--workers`` and ``--scheduler`` on a script's ``argparse`` parser: where its sweeps run (never
+    what they give)."""
+    parser.add_argument("--workers", type=int, default=None,
+                        help="1: in this process; N: a local Dask cluster of N processes (default: as symmaml.sweep "
+                             "decides; the results do not depend on it)")
+    parser.add_argument("--scheduler", default=None, help="address of an existing Dask cluster")
 
 
 # ----------------------------------------------------------------------------- Dask

@@ -152,3 +152,27 @@ def test_condition_is_enforced():
         f(**{**SMALL, "d": 6})
     with pytest.raises(ValueError, match="order must be one of"):
         T.average_test_loss("corrected")
+
+
+@pytest.mark.parametrize("name, max_pages", [("theorem", 10), ("kernels", 4), ("kernel_form", 3)])
+def test_nonlinear_documents_compile_short_and_readable(tmp_path, name, max_pages):
+    """The nonlinear documents compile within a page budget, every symbol in math mode (the checks of
+    the linear documents, tests/test_export.py)."""
+    from test_export import _check_compiled, _compile
+
+    from symmaml.derivation import Derivation
+    from symmaml.export.latex import derivation_document
+    from symmaml.nonlinear.effective import derive_effective_kernels
+    from symmaml.nonlinear.kernels import derive_kernels
+
+    if name == "theorem":
+        doc = T.average_test_loss("leading").latex(standalone=True)
+    elif name == "kernels":
+        dv = Derivation("Infinite-width kernels", order="exact at infinite width")
+        dv.extend(derive_kernels()[1])
+        dv.extend(derive_effective_kernels()[1])
+        doc = derivation_document(dv)
+    else:
+        doc = derivation_document(derive_kernel_form()[1])
+    _compile(tmp_path, name, doc)
+    _check_compiled(tmp_path, name, max_pages)

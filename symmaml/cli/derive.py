@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 from .common import UsageError, add_model_options, check_output, model_from_args, write_outputs
 

@@ -27,7 +27,7 @@ from ..rmt.covariance import as_function_of
 from ..rmt.haar import HAAR_ROTATION_SECOND_MOMENT, haar_rotation_second_moment
 from ..spectral import LAMBDA
 from .adaptation import adaptation_weight
-from .leading import model_assumptions, order_text, title
+from .leading import model_assumptions, order_text
 from .meta_training import OTHER_TASK, TASK, identity_multiple, linearise, record_conditional, tasks
 from .model import PAPER, SIGMA, Model, w0
 from .rules import SOLUTION_OVER, SOLUTION_UNDER, SUBSTITUTE, WICK

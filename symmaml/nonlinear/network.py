@@ -24,11 +24,12 @@ of :mod:`.experiment` import without it) and take the parameterisation as a stat
 from __future__ import annotations
 
 import math
-import numbers
 from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
+
+from .checks import check_real, check_size
 
 __all__ = ["PARAMETERISATIONS", "Params", "init_params", "apply", "alpha_scale", "to_ntk", "target",
            "sample_tasks", "features", "empirical_ntk", "empirical_nngp", "require_jax", "check_size", "check_real", "check_parameterisation"]
@@ -44,28 +45,7 @@ class Params(NamedTuple):
     c: object
 
 
-# ----------------------------------------------------------------------------- validation (D1)
-
-def check_size(name: str, value) -> int:
-    """An int, a NumPy integer or an integral float (not a bool), as a positive int."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    x = float(value)
-    if not (math.isfinite(x) and x.is_integer() and x >= 1):
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    return int(x)
-
-
-def check_real(name: str, value, minimum: float | None = None) -> float:
-    """A finite real number (``>= minimum`` when given), as a float."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a finite real number; got {value!r}")
-    x = float(value)
-    if not math.isfinite(x) or (minimum is not None and x < minimum):
-        what = "a finite real number" if minimum is None else f"a finite number >= {minimum:g}"
-        raise ValueError(f"{name} must be {what}; got {value!r}")
-    return x
-
+# ----------------------------------------------------------------------------- validation (D1): checks.py
 
 def require_jax() -> None:
     """Import JAX and optax, or fail with one line naming the extra that installs them."""

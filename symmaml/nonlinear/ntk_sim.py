@@ -28,6 +28,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .checks import check_real as _real
+from .checks import check_size as _size
+
 from .kernels import kernel_blocks
 
 __all__ = ["kernel_predictions", "ntk_simulate", "BLOCK", "sample_tasks", "ntk_chunk"]
@@ -37,25 +40,6 @@ BLOCK = 16
 
 
 # ----------------------------------------------------------------------------- validation
-
-def _size(name, value) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    x = float(value)
-    if not (math.isfinite(x) and x.is_integer() and x >= 1):
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    return int(x)
-
-
-def _real(name, value, minimum=None) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a finite real number; got {value!r}")
-    x = float(value)
-    if not math.isfinite(x) or (minimum is not None and x < minimum):
-        what = "a finite real number" if minimum is None else f"a finite number >= {minimum:g}"
-        raise ValueError(f"{name} must be {what}; got {value!r}")
-    return x
-
 
 # ----------------------------------------------------------------------------- kernel form
 

@@ -27,7 +27,7 @@ LARGE_WIDTH = Rule(
     "law of large numbers over the neurons",
     r"\tfrac1k\sum_{j=1}^k g(a_j, u_j, c_j) \xrightarrow{k\to\infty} \mathbb{E}\,g(a, u, c)",
     conditions=(r"\text{neurons i.i.d. at initialisation}",),
-    reference="the kernels of a finite network fluctuate around this limit by O(1/\\sqrt{k})",
+    reference="the kernels of a finite network fluctuate around this limit by $O(1/\\sqrt{k})$",
 )
 GAUSSIAN_PREACTIVATIONS = Rule(
     "Gaussian pre-activations",
@@ -51,7 +51,7 @@ SUPPORT = Rule(
     "support of the product",
     r"\cos\psi > 0 \ \text{and}\ \cos(\psi - \vartheta) > 0 \iff \psi \in \big(\vartheta - \tfrac\pi2, \tfrac\pi2\big)",
     conditions=(r"0 \le \vartheta \le \pi", r"\psi \in (-\pi, \pi]"),
-    reference="both half-planes through the origin; their intersection is a wedge of angle \\pi - \\vartheta",
+    reference="both half-planes through the origin; their intersection is a wedge of angle $\\pi - \\vartheta$",
 )
 INTEGRATE = Rule(
     "integration",
