@@ -199,20 +199,6 @@ def _broadcast_message(shapes) -> str:
 
 
 _EXPAND_LIMIT = 400
-#: largest total degree of a large polynomial in array arguments rewritten as a Horner scheme
-_HORNER_DEGREE = 12
-
-
-def _polynomial(e, gens):
-    """``e`` as a polynomial in ``gens`` (coefficients free of them) of total degree 1 to
-    :data:`_HORNER_DEGREE`, or None."""
-    try:
-        poly = sp.Poly(e, *gens)
-    except sp.PolynomialError:
-        return None
-    if not 1 <= poly.total_degree() <= _HORNER_DEGREE or any(set(gens) & c.free_symbols for c in poly.coeffs()):
-        return None
-    return poly
 """Largest expression (in operations) the specialiser expands to find its polynomial form."""
 
 
@@ -420,13 +406,6 @@ class _Specialiser:
                         return self.horner_terms(dict(poly.terms()), gens)
                 except sp.PolynomialError:
                     pass
-            elif len(gens) <= 3:
-                # a large polynomial in a few array arguments (e.g. a moment polynomial in alpha_t): its
-                # coefficients are expanded once, as scalars, and the array part is a short Horner
-                # scheme (tens of operations per point instead of thousands)
-                poly = _polynomial(e, gens)
-                if poly is not None:
-                    return self.horner_terms(dict(poly.terms()), gens)
             fixed = [t for t in e.args if not (t.free_symbols & self.arrays)]
             moving = [self.rewrite(t) for t in e.args if t.free_symbols & self.arrays]
             parts = ([self.scalar(sp.Add(*fixed))] if fixed else []) + moving
