@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from symmaml import sweep
-from symmaml.export.figures import write_table
+from symmaml.export.figures import PDF_METADATA, PNG_METADATA, write_table  # no dates or versions
 from symmaml.nonlinear import average_test_loss, ntk_simulate, train_maml
 from symmaml.nonlinear.network import alpha_scale
 from symmaml.nonlinear.paper import FIGURE_5, FIGURE_5_WIDTH, PAPER_ALPHA_T, figure_5_grid
@@ -39,9 +39,6 @@ NTK_SEED = 9
 #: kernel's constant mode, is narrow)
 NTK_ONLY = (-0.33, 0.33, 1.0, 1.3, 1.6)
 TEST_POINTS = 32
-#: PDF and PNG without dates or software versions (byte-identical on every run)
-PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None}
-PNG_METADATA = {"Software": None}
 
 
 def caption(width, runs) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from symmaml import sweep
-from symmaml.export.figures import write_table
+from symmaml.export.figures import PDF_METADATA, PNG_METADATA, write_table  # no dates or versions
 from symmaml.nonlinear import ntk_simulate, train_many
 from symmaml.nonlinear.network import alpha_scale
 from symmaml.nonlinear.paper import FIGURE_5, FIGURE_5_WIDTH, WIDTH_SWEEP
@@ -31,8 +31,6 @@ NTK_SEED = 9
 TEST_POINTS = 32
 SCALE = alpha_scale(FIGURE_5_WIDTH, FIGURE_5["d"])
 ALPHAS = [round(-0.0175 * SCALE, 6), round(-0.0075 * SCALE, 6), 0.0]
-PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None}
-PNG_METADATA = {"Software": None}
 
 
 def main(out: Path = OUT, workers: int | None = None, scheduler: str | None = None) -> None:
