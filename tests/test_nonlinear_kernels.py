@@ -117,3 +117,16 @@ def test_module_exports():
     import symmaml.nonlinear as nl
 
     assert nl.ntk is kernels.ntk and nl.nngp is kernels.nngp
+
+
+def test_compiled_form_is_the_derived_kernel_rewritten_exactly():
+    """The NumPy kernels evaluate ``compiled_form``: in ``q12``, ``s = sqrt(q11 q22) sin(vartheta)`` and the
+    angle.  Substituted back (``q12 = sqrt(q11 q22) cos(vartheta)``), it is the derived expression exactly."""
+    from symmaml.nonlinear.kernels import _ROOT, compiled_form
+
+    exprs, _ = derive_kernels()
+    norm = sp.sqrt(Q11) * sp.sqrt(Q22)
+    back = {Q12: norm * sp.cos(VARTHETA), _ROOT: norm * sp.sin(VARTHETA)}
+    for name, form in compiled_form().items():
+        assert form.free_symbols <= {Q12, _ROOT, VARTHETA}
+        assert sp.expand(form.xreplace(back) - exprs[name].xreplace({Q12: norm * sp.cos(VARTHETA)})) == 0

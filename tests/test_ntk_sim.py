@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from symmaml.nonlinear.kernels import nngp
 from symmaml.nonlinear.ntk_sim import kernel_predictions, ntk_simulate
 
 SMALL = dict(d=4, m=3, n_t=3, n_v=2, n_r=3, alpha_t=0.6, alpha_r=0.4, sigma=0.3, nu=1.0, beta=0.5)
@@ -97,3 +98,28 @@ def test_integral_float_sizes_are_accepted():
     a = ntk_simulate(**{**SMALL, "d": 4.0, "m": 3.0}, runs=16, seed=1)
     b = ntk_simulate(**SMALL, runs=16, seed=1)
     assert a["mean"] == b["mean"]
+
+
+def test_reduced_coordinates_give_the_explicit_average():
+    """``_expected_sq_error`` works through ``v_x = G^{-1} M u_x`` (never forming ``k_x[S] = M^T v_x``); the
+    same average written with the explicit ``k_x[S]`` (the formula of its docstring) agrees to 1e-10."""
+    from symmaml.nonlinear import ntk_sim
+
+    prm = (5, 4, 3, 2, 3, -0.7, 0.4, 0.3, 1.0, 0.5, 3, 6)
+    d, sigma = prm[0], prm[7]
+    run = ntk_sim._sample_run(np.random.default_rng(11), prm)
+    pred = ntk_sim._predictor(run, prm)
+    kS, kR = ntk_sim._explicit_kS(pred, prm), pred["c"] * pred["K_xR"]
+    S, X_r, X_x = run["S"], run["X_r"], run["X_x"]
+    want = np.empty(kS.shape[:2])
+    for t in range(kS.shape[0]):
+        P = np.concatenate([S, X_r[t]])
+        g_P = np.concatenate([run["g_S"], run["g_R"][t]])
+        for x in range(kS.shape[1]):
+            k = np.concatenate([kS[t, x], kR[t, x]])
+            point = X_x[t, x][None]
+            C_PP, C_Px = nngp(P, P), nngp(P, point)[:, 0]
+            want[t, x] = ((run["g_x"][t, x] - k @ g_P) ** 2 + sigma**2 * k @ k
+                          + nngp(point, point)[0, 0] - 2 * k @ C_Px + k @ C_PP @ k)
+    np.testing.assert_allclose(ntk_sim._expected_sq_error(run, pred, prm), want, rtol=1e-10)
+    assert d == X_x.shape[-1]

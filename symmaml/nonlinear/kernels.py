@@ -142,31 +142,61 @@ def kernel_expressions() -> dict:
     return derive_kernels()[0]
 
 
-_RHO = sp.Symbol("rho", real=True)
+#: ``sqrt(q11 q22) sin(vartheta) = sqrt(q11 q22 - q12^2)`` (``0 <= vartheta <= pi``)
+_ROOT = sp.Symbol("s", nonnegative=True)
+
+
+def compiled_form() -> dict:
+    """The derived kernels rewritten exactly in ``(q12, s, vartheta)``, ``s = sqrt(q11) sqrt(q22) sin(vartheta)``.
+
+    ``sqrt(q11) sqrt(q22) cos(vartheta) = q12`` (the definition of the angle) and ``sin(vartheta) =
+    s / (sqrt(q11) sqrt(q22))`` are substituted and the result multiplied out: the factors
+    ``sqrt(q11) sqrt(q22)`` cancel, so an entry costs one square root (for ``s``) and one ``arccos``.
+    """
+    exprs = kernel_expressions()
+    norm = sp.sqrt(Q11) * sp.sqrt(Q22)
+    trig = {sp.cos(VARTHETA): Q12 / norm, sp.sin(VARTHETA): _ROOT / norm}
+    out = {}
+    for name in ("ntk", "nngp"):
+        form = sp.expand(exprs[name].xreplace(trig))
+        if not form.free_symbols <= {Q12, _ROOT, VARTHETA}:
+            raise AssertionError(f"the {name} kernel did not reduce to q12, s and vartheta: {form}")
+        out[name] = sp.collect(form, [Q12, _ROOT])
+    return out
 
 
 @lru_cache(maxsize=None)
 def _compiled():
-    """NumPy functions of ``(q11, q22, q12, rho, vartheta)`` with ``rho = cos vartheta``.
+    """NumPy functions of ``(q12, s, vartheta)`` (see :func:`compiled_form`): ntk, nngp, and both."""
+    form = compiled_form()
+    args = (Q12, _ROOT, VARTHETA)
+    return (sp.lambdify(args, form["ntk"], modules="numpy", cse=True),
+            sp.lambdify(args, form["nngp"], modules="numpy", cse=True),
+            sp.lambdify(args, (form["ntk"], form["nngp"]), modules="numpy", cse=True))
 
-    ``cos(vartheta)`` and ``sin(vartheta)`` are rewritten exactly as ``rho`` and ``sqrt(1 - rho^2)``
-    (``0 <= vartheta <= pi``), so only one ``arccos`` is evaluated per entry.
-    """
-    exprs = kernel_expressions()
-    trig = {sp.cos(VARTHETA): _RHO, sp.sin(VARTHETA): sp.sqrt(1 - _RHO**2)}
-    args = (Q11, Q22, Q12, _RHO, VARTHETA)
-    ntk_, nngp_ = (exprs[name].xreplace(trig) for name in ("ntk", "nngp"))
-    return (sp.lambdify(args, ntk_, modules="numpy", cse=True),
-            sp.lambdify(args, nngp_, modules="numpy", cse=True),
-            sp.lambdify(args, (ntk_, nngp_), modules="numpy", cse=True))
+
+def _angle(q12, norm):
+    """``(q12, s, vartheta)`` from ``q12`` and ``sqrt(q11 q22)``; rounding can push the cosine a hair
+    past +-1, so it is clipped.  Returns the cosine too (for the caller to fix entries exactly)."""
+    cos = q12 / norm
+    np.clip(cos, -1.0, 1.0, out=cos)
+    return cos
+
+
+def _finish(q12, norm, cos):
+    s = cos * cos
+    np.subtract(1.0, s, out=s)
+    np.sqrt(s, out=s)
+    s *= norm
+    return q12, s, np.arccos(cos)
 
 
 def _moments(X1, X2, check: bool = True):
-    """``(q11, q22, q12, cos vartheta, vartheta)`` for point sets (..., n1, d), (..., n2, d).
+    """``(q12, s, vartheta)`` for point sets (..., n1, d), (..., n2, d) (see :func:`compiled_form`).
 
     ``arccos`` is ill-conditioned at 1 (a rounding error of 1e-16 in the cosine is 1e-8 in the angle),
     which matters only for a point paired with itself: when ``X1`` is ``X2`` the diagonal is set
-    exactly (cosine 1, angle 0).
+    exactly (``q12 = q11``, cosine 1, angle 0).
     """
     same = X1 is X2
     if check:
@@ -178,20 +208,19 @@ def _moments(X1, X2, check: bool = True):
     q12 = np.matmul(X1, np.swapaxes(X2, -1, -2))
     q12 *= 1.0 / dim
     q12 += 1.0
-    q11 = np.einsum("...i,...i->...", X1, X1)[..., :, None] / dim + 1.0
-    q22 = np.einsum("...i,...i->...", X2, X2)[..., None, :] / dim + 1.0
-    # the angle; rounding can push the cosine a hair past +-1
-    cos = q12 * (1.0 / np.sqrt(q11))
-    cos *= 1.0 / np.sqrt(q22)
-    np.clip(cos, -1.0, 1.0, out=cos)
+    q11 = np.einsum("...i,...i->...", X1, X1) / dim + 1.0
+    r1 = np.sqrt(q11)
+    r2 = r1 if same else np.sqrt(np.einsum("...i,...i->...", X2, X2) / dim + 1.0)
+    norm = r1[..., :, None] * r2[..., None, :]
+    cos = _angle(q12, norm)
     if same and cos.shape[-1] == cos.shape[-2]:
         diag = np.einsum("...ii->...i", cos)
         diag.setflags(write=True)
         diag[...] = 1.0
         q12_diag = np.einsum("...ii->...i", q12)
         q12_diag.setflags(write=True)
-        q12_diag[...] = q11[..., 0]
-    return q11, q22, q12, cos, np.arccos(cos)
+        q12_diag[...] = q11
+    return _finish(q12, norm, cos)
 
 
 def _points(name, X):
@@ -222,12 +251,12 @@ def _symmetric(fn, X, check: bool):
     q *= 1.0 / dim
     q += 1.0
     qd = np.einsum("ni,ni->n", X, X) / dim + 1.0
-    q11, q22 = qd[i], qd[j]
-    q[diag] = q11[diag]
-    cos = q / np.sqrt(q11 * q22)
-    np.clip(cos, -1.0, 1.0, out=cos)
+    rd = np.sqrt(qd)
+    norm = rd[i] * rd[j]
+    q[diag] = qd
+    cos = _angle(q, norm)
     cos[diag] = 1.0  # a point with itself: the angle is exactly 0
-    values = fn(q11, q22, q, cos, np.arccos(cos))
+    values = fn(*_finish(q, norm, cos))
     out = []
     for v in (values if isinstance(values, tuple) else (values,)):
         full = np.empty(n * n)

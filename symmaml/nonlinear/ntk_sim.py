@@ -5,10 +5,11 @@ In the kernel (linearised) regime the network is ``f(x) = f0(x) + phi(x).delta``
 ``f0`` (a Gaussian process with covariance ``Sigma``).  One-step MAML on it, written in kernel blocks
 (see :mod:`symmaml.nonlinear.kernel_maml` for the derivation):
 
-* task i, support points ``T_i`` and query points ``V_i``, ``S_i = (T_i, V_i)``,
-  ``M_i = [-(alpha_t/n_t) Theta(V_i, T_i), I]``, residuals ``ytilde = y - f0``;
-* meta-training (the solution closest to ``theta_0``): ``G = M Theta(S, S) M^T`` (blocks
-  ``M_i Theta(S_i, S_j) M_j^T``), ``beta = M^T G^{-1} M ytilde_S``, ``f*(x) = f0(x) + Theta(x, S) beta``;
+* task i, support points ``T_i`` and query points ``V_i``; ``S = (T, V)`` all support points, then all
+  query points; ``M = [-(alpha_t/n_t) W_b, I]`` with ``W_b`` block diagonal, blocks ``Theta(V_i, T_i)``;
+  residuals ``ytilde = y - f0``;
+* meta-training (the solution closest to ``theta_0``): ``G = M Theta(S, S) M^T``,
+  ``beta = M^T G^{-1} M ytilde_S``, ``f*(x) = f0(x) + Theta(x, S) beta``;
 * adaptation on ``R`` (n_r points): ``f_r(x) = f*(x) + (alpha_r/n_r) Theta(x, R)(y_R - f*(R))``;
 * test loss ``(sigma^2 + E_x (g(x) - f_r(x))^2) / 2`` with ``g(x) = (w.x + b)^2``.
 
@@ -28,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ..memory import keep_freed_memory
 from .checks import check_real as _real
 from .checks import check_size as _size
 
@@ -43,48 +45,49 @@ BLOCK = 16
 
 # ----------------------------------------------------------------------------- kernel form
 
-def _meta_operator(K_SS, n_t, n_v, alpha_t):
-    """``(G, W)`` for stacked per-task points ``S_i = (T_i, V_i)`` of one run.
+def _meta_operator(K_SS, n_t, n_v, alpha_t, W=None):
+    """``(G, W)`` for the points of one run stacked as all support points, then all query points.
 
-    ``K_SS``: (m*(n_t+n_v), m*(n_t+n_v)); ``W_i = Theta(V_i, T_i)`` (m, n_v, n_t); ``G = M K M^T`` with
-    ``M_i = [-a W_i, I]``, ``a = alpha_t / n_t``.
+    ``K_SS``: (m*(n_t+n_v), m*(n_t+n_v)) in that order; ``W_i = Theta(V_i, T_i)`` (m, n_v, n_t);
+    ``G = M K M^T`` with ``M = [-a W_b, I]``, ``W_b`` block diagonal with blocks ``W_i``, ``a = alpha_t / n_t``:
+    ``G = K_VV - a (W_b K_TV + K_VT W_b^T) + a^2 W_b K_TT W_b^T``.  Given ``W``, ``M`` is built from it and
+    ``K_SS`` may be any symmetric matrix on the points (``M Sigma M^T`` for the initial function's covariance).
     """
     N = K_SS.shape[0]
-    n_s = n_t + n_v
-    m = N // n_s
+    m = N // (n_t + n_v)
+    N_t = m * n_t
     a = alpha_t / n_t
-    K4 = K_SS.reshape(m, n_s, m, n_s)
-    idx = np.arange(m)
-    W = np.ascontiguousarray(K4[idx, n_t:, idx, :n_t])           # (m, n_v, n_t)
-    # (M K)_i = K[V_i, :] - a W_i K[T_i, :]
-    MK = K4[:, n_t:].reshape(m, n_v, N) - a * np.matmul(W, K4[:, :n_t].reshape(m, n_t, N))
-    MK = MK.reshape(m * n_v, m, n_s)
-    # G[:, j] = (MK)[:, V_j] - a (MK)[:, T_j] W_j^T
-    MK_T = np.ascontiguousarray(MK[:, :, :n_t].transpose(1, 0, 2))  # (m, m n_v, n_t)
-    G = MK[:, :, n_t:].transpose(1, 0, 2) - a * np.matmul(MK_T, W.transpose(0, 2, 1))
-    return np.ascontiguousarray(G.transpose(1, 0, 2)).reshape(m * n_v, m * n_v), W
+    if W is None:
+        idx = np.arange(m)
+        W = np.ascontiguousarray(K_SS[N_t:, :N_t].reshape(m, n_v, m, n_t)[idx, :, idx, :])
+    B = _block_times(W, K_SS[:N_t, N_t:])                            # W_b K_TV
+    C = _block_times(W, K_SS[:N_t, :N_t])                            # W_b K_TT
+    G = K_SS[N_t:, N_t:] - a * (B + B.T) + a * a * _block_times(W, C.T)
+    return G, W
+
+
+def _block_times(W, X):
+    """``W_b X`` for the block-diagonal ``W_b`` (blocks ``W_i``, (m, r, c)) and X (m c, k) -> (m r, k)."""
+    m, r, c = W.shape
+    return np.matmul(W, X.reshape(m, c, -1)).reshape(m * r, -1)
 
 
 def _apply_M(vec, W, n_t, n_v, alpha_t):
-    """``M y`` for stacked per-task vectors (m*(n_t+n_v), k) -> (m*n_v, k)."""
-    m = W.shape[0]
-    v = vec.reshape(m, n_t + n_v, -1)
-    out = v[:, n_t:] - (alpha_t / n_t) * np.matmul(W, v[:, :n_t])
-    return out.reshape(m * n_v, -1)
+    """``M y`` for vectors on the stacked points (m*(n_t+n_v), k) -> (m*n_v, k)."""
+    N_t = W.shape[0] * n_t
+    return vec[N_t:] - (alpha_t / n_t) * _block_times(W, vec[:N_t])
 
 
 def _apply_MT(vec, W, n_t, n_v, alpha_t):
     """``M^T c`` for (m*n_v, k) -> (m*(n_t+n_v), k)."""
-    m = W.shape[0]
-    c = vec.reshape(m, n_v, -1)
-    top = -(alpha_t / n_t) * np.matmul(W.transpose(0, 2, 1), c)
-    return np.concatenate([top, c], axis=1).reshape(m * (n_t + n_v), -1)
+    top = -(alpha_t / n_t) * _block_times(W.transpose(0, 2, 1), vec)
+    return np.concatenate([top, vec], axis=0)
 
 
 def _stack_tasks(X_t, X_v):
-    """Per task the support points then the query points: (..., m, n, d) -> (..., m*(n_t+n_v), d)."""
-    S = np.concatenate([X_t, X_v], axis=-2)
-    return S.reshape(*S.shape[:-3], S.shape[-3] * S.shape[-2], S.shape[-1])
+    """All support points, then all query points: (..., m, n_t, d), (..., m, n_v, d) -> (..., m*(n_t+n_v), d)."""
+    d = X_t.shape[-1]
+    return np.concatenate([X_t.reshape(*X_t.shape[:-3], -1, d), X_v.reshape(*X_v.shape[:-3], -1, d)], axis=-2)
 
 
 def kernel_predictions(K, f0, X_t, y_t, X_v, y_v, X_r, y_r, X_test, alpha_t, alpha_r):
@@ -99,7 +102,7 @@ def kernel_predictions(K, f0, X_t, y_t, X_v, y_v, X_r, y_r, X_test, alpha_t, alp
     m, n_t, _ = X_t.shape
     n_v, n_r = X_v.shape[1], X_r.shape[0]
     S = _stack_tasks(X_t, X_v)
-    y_S = np.concatenate([np.asarray(y_t, float), np.asarray(y_v, float)], axis=1).reshape(-1)
+    y_S = np.concatenate([np.asarray(y_t, float).reshape(-1), np.asarray(y_v, float).reshape(-1)])
     G, W = _meta_operator(np.asarray(K(S, S), float), n_t, n_v, alpha_t)
     e = _apply_M((y_S - np.asarray(f0(S), float))[:, None], W, n_t, n_v, alpha_t)
     beta = _apply_MT(np.linalg.solve(G, e), W, n_t, n_v, alpha_t)[:, 0]
@@ -137,51 +140,75 @@ def _sample_run(rng, prm) -> dict:
     X_x = rng.standard_normal((T, n_x, d))
     w_r, b_r = sample_tasks(rng, (T,), d, nu, beta)
     return dict(
-        S=_stack_tasks(X_t, X_v),                                # per task the support, then the query points
-        g_S=np.concatenate([_target(X_t, w, b), _target(X_v, w, b)], axis=-1).reshape(-1),
+        S=_stack_tasks(X_t, X_v),                                # all support points, then all query points
+        g_S=np.concatenate([_target(X_t, w, b).reshape(-1), _target(X_v, w, b).reshape(-1)]),
         X_r=X_r, X_x=X_x, g_R=_target(X_r, w_r, b_r), g_x=_target(X_x, w_r, b_r))
 
 
 def _predictor(run, prm) -> dict:
-    """The prediction at each test point as a linear form in ``ytilde = y - f0`` at the training points.
+    """The prediction at each test point as a linear form in ``ytilde = y - f0`` at the training points,
+    in the reduced coordinates of meta-training.
 
-    ``f_r(x) = f0(x) + k_x[S] . ytilde_S + k_x[R] . ytilde_R`` with
-    ``k_x[S] = (Theta(x,S) - c Theta(x,R) Theta(R,S)) M^T G^{-1} M``, ``k_x[R] = c Theta(x,R)``,
-    ``c = alpha_r / n_r``; also returns the covariance blocks of ``f0`` the averages need.
+    ``f_r(x) = f0(x) + k_x[S] . ytilde_S + k_x[R] . ytilde_R`` with ``k_x[R] = c Theta(x, R)``,
+    ``c = alpha_r / n_r``, and ``k_x[S] = (Theta(x,S) - c Theta(x,R) Theta(R,S)) M^T G^{-1} M = (M^T v_x)^T``,
+    ``v_x = G^{-1} M u_x`` (length ``m n_v``): the columns ``V`` of the ``v_x`` are what is solved for, and
+    every average below is taken through them, without forming the ``k_x[S]`` (``m (n_t + n_v)`` long).
+    Also returns the ``M``-images of the covariance blocks of ``f0`` the averages need.
     """
     d, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, beta, T, n_x = prm
     S, X_r, X_x = run["S"], run["X_r"], run["X_x"]
+    n_m = m * n_v
     K_SS, C_SS = _kernels(S, S)
     G, W = _meta_operator(K_SS, n_t, n_v, alpha_t)
-    K_RS, C_RS = _kernels(X_r.reshape(T * n_r, d), S)             # (T n_r, N)
-    K_xS, C_xS = _kernels(X_x.reshape(T * n_x, d), S)             # (T n_x, N)
-    K_xR, C_xR = _kernels(X_x, X_r)                              # (T, n_x, n_r)
-    K_RS, C_RS = K_RS.reshape(T, n_r, -1), C_RS.reshape(T, n_r, -1)
+    H, _ = _meta_operator(C_SS, n_t, n_v, alpha_t, W=W)               # M Sigma(S, S) M^T
+    K_Sx, C_Sx = _kernels(S, X_x.reshape(T * n_x, d))
+    K_SR, C_SR = _kernels(S, X_r.reshape(T * n_r, d))                # (N, T n_r)
+    K_xR, C_xR = _kernels(X_x, X_r)                                  # (T, n_x, n_r)
     c = alpha_r / n_r
-    U = K_xS.reshape(T, n_x, -1) - c * np.matmul(K_xR, K_RS)      # (T, n_x, N)
-    MU = _apply_M(U.reshape(T * n_x, -1).T, W, n_t, n_v, alpha_t)  # (m n_v, T n_x)
-    kS = _apply_MT(np.linalg.solve(G, MU), W, n_t, n_v, alpha_t).T.reshape(T, n_x, -1)
-    return dict(kS=kS, kR=c * K_xR, C_SS=C_SS, C_RS=C_RS, C_xS=C_xS.reshape(T, n_x, -1), C_xR=C_xR)
+
+    def M(a):
+        return _apply_M(a, W, n_t, n_v, alpha_t)
+
+    # M u_x = M Theta(S, x) - c M Theta(S, R_t) Theta(R_t, x), for the test points x of task t
+    MK_R = M(K_SR).reshape(n_m, T, n_r)
+    MU = M(K_Sx) - c * np.einsum("vtr,txr->vtx", MK_R, K_xR).reshape(n_m, T * n_x)
+    V = np.linalg.solve(G, MU)                                       # (m n_v, T n_x)
+    return dict(V=V, W=W, H=H, Mg_S=M(run["g_S"][:, None])[:, 0], MC_x=M(C_Sx), MC_R=M(C_SR),
+                K_xR=K_xR, C_xR=C_xR, c=c)
+
+
+def _explicit_kS(pred, prm) -> np.ndarray:
+    """``k_x[S] = (M^T v_x)^T`` for every test point: (T, n_x, m (n_t + n_v))."""
+    n_t, n_v, alpha_t, T, n_x = prm[2], prm[3], prm[5], prm[10], prm[11]
+    return _apply_MT(pred["V"], pred["W"], n_t, n_v, alpha_t).T.reshape(T, n_x, -1)
 
 
 def _expected_sq_error(run, pred, prm) -> np.ndarray:
     """``E (g(x) - f_r(x))^2`` over the initial function and the label noise, exactly: (T, n_x).
 
-    With ``f0`` a centred Gaussian process independent of the data:
-    ``(g(x) - k_x g_P)^2 + sigma^2 |k_x|^2 + Sigma(x,x) - 2 k_x Sigma(P,x) + k_x Sigma(P,P) k_x^T``.
+    With ``f0`` a centred Gaussian process independent of the data, ``P = (S, R)``, ``k_x = (k_x[S], k_x[R])``:
+    ``(g(x) - k_x g_P)^2 + sigma^2 |k_x|^2 + Sigma(x,x) - 2 k_x Sigma(P,x) + k_x Sigma(P,P) k_x^T``; every
+    ``k_x[S]`` product through ``v_x``: ``k_x[S] y = v_x . M y``, ``|k_x[S]|^2 = v_x^T M M^T v_x`` (``M M^T =
+    I + a^2 W W^T`` per task), ``k_x[S] Sigma(S,S) k_x[S]^T = v_x^T (M Sigma M^T) v_x``.
     """
-    d, sigma = prm[0], prm[7]
-    kS, kR = pred["kS"], pred["kR"]
-    T, n_x, _ = kS.shape
-    signal = run["g_x"] - kS @ run["g_S"] - np.matmul(kR, run["g_R"][:, :, None])[..., 0]
-    _, C_RR = _kernels(run["X_r"], run["X_r"])                   # (T, n_r, n_r)
+    d, n_t, n_r, alpha_t, sigma, T, n_x = prm[0], prm[2], prm[4], prm[5], prm[7], prm[10], prm[11]
+    V, W, c, K_xR = pred["V"], pred["W"], pred["c"], pred["K_xR"]
+    n_m, m = V.shape[0], W.shape[0]
+    kR = c * K_xR                                                    # (T, n_x, n_r)
+    Vt = V.reshape(n_m, T, n_x)
+    signal = (run["g_x"] - (pred["Mg_S"] @ V).reshape(T, n_x)
+              - np.matmul(kR, run["g_R"][:, :, None])[..., 0])
+    # |k_x[S]|^2 = |v_x|^2 + a^2 |W^T v_x|^2 (per task block)
+    WtV = np.matmul(W.transpose(0, 2, 1), V.reshape(m, -1, T * n_x))  # (m, n_t, T n_x)
+    norm_S = (np.einsum("vp,vp->p", V, V) + (alpha_t / n_t) ** 2 * np.einsum("ijp,ijp->p", WtV, WtV))
+    _, C_RR = _kernels(run["X_r"], run["X_r"])                      # (T, n_r, n_r)
     X_x = run["X_x"]
-    C_xx = 0.5 * (np.einsum("tni,tni->tn", X_x, X_x) / d + 1.0)   # Sigma(x, x) = q/2 (kappa_1(0) = 1/2)
-    kC_S = (kS.reshape(T * n_x, -1) @ pred["C_SS"]).reshape(T, n_x, -1) + np.matmul(kR, pred["C_RS"])
-    kC_R = np.matmul(kS, pred["C_RS"].transpose(0, 2, 1)) + np.matmul(kR, C_RR)
-    quad = np.einsum("txs,txs->tx", kC_S, kS) + np.einsum("txr,txr->tx", kC_R, kR)
-    cross = np.einsum("txs,txs->tx", kS, pred["C_xS"]) + np.einsum("txr,txr->tx", kR, pred["C_xR"])
-    noise = sigma**2 * (np.einsum("txs,txs->tx", kS, kS) + np.einsum("txr,txr->tx", kR, kR))
+    C_xx = 0.5 * (np.einsum("tni,tni->tn", X_x, X_x) / d + 1.0)    # Sigma(x, x) = q/2 (kappa_1(0) = 1/2)
+    quad = (np.einsum("vp,vp->p", V, pred["H"] @ V).reshape(T, n_x)
+            + 2 * np.einsum("txr,vtr,vtx->tx", kR, pred["MC_R"].reshape(n_m, T, n_r), Vt)
+            + np.einsum("txr,trs,txs->tx", kR, C_RR, kR))
+    cross = np.einsum("vp,vp->p", V, pred["MC_x"]).reshape(T, n_x) + np.einsum("txr,txr->tx", kR, pred["C_xR"])
+    noise = sigma**2 * (norm_S.reshape(T, n_x) + np.einsum("txr,txr->tx", kR, kR))
     return signal**2 + noise + C_xx - 2 * cross + quad
 
 
@@ -192,7 +219,7 @@ def _sampled_sq_error(run, pred, prm, rng, draws: int = 1) -> np.ndarray:
     """
     sigma, n_r = prm[7], prm[4]
     S, X_r, X_x = run["S"], run["X_r"], run["X_x"]
-    kS, kR = pred["kS"], pred["kR"]
+    kS, kR = _explicit_kS(pred, prm), pred["c"] * pred["K_xR"]
     T, n_x, N = kS.shape
     z_S = sigma * rng.standard_normal((draws, N))
     out = np.empty((T, n_x))
@@ -237,6 +264,7 @@ def ntk_simulate(d, m, n_t, n_v, n_r, alpha_t, alpha_r, sigma, nu, beta, *, runs
         raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
     prm = (sizes["d"], sizes["m"], sizes["n_t"], sizes["n_v"], sizes["n_r"], rates["alpha_t"], rates["alpha_r"],
            scales["sigma"], scales["nu"], scales["beta"], T, n_x)
+    keep_freed_memory()  # megabyte temporaries in every run: reused, not paged in again (see symmaml.memory)
     n_blocks = -(-runs // BLOCK)
     children = np.random.SeedSequence(int(seed)).spawn(n_blocks)
     per_run = np.empty(runs)
