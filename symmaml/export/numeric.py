@@ -14,6 +14,12 @@ scalar arguments alone is evaluated once, in Python floats, and the array part i
 rewritten in Horner form in the array arguments (polynomial parts) before ``lambdify``
 with common-subexpression elimination.  On a grid of learning rates the function thus does
 about as many array operations as a hand-written formula (``benchmarks/bench_numeric.py``).
+When one argument is an array of at least :data:`RATIONAL_MIN_POINTS` points and the result
+depends on it through ``+ - * /`` and integer powers only, the compiled array part is run once on a
+symbolic stand-in (:mod:`symmaml.export.rational`): it returns the result as one rational function of
+that argument, evaluated over the array by Horner schemes, after a check at five of the points against
+the operation-by-operation evaluation (:data:`RATIONAL_RTOL`).  The nonlinear kernel-limit result, with
+thousands of operations per rate, thus evaluates 10^6 rates in tens of milliseconds.
 
 Special functions.  An expression may contain the functions of :mod:`symmaml.special` (a
 one-dimensional integral left unevaluated by a derivation); each backend evaluates them with the
@@ -45,6 +51,8 @@ from sympy.core.sorting import default_sort_key
 from .. import cache, special
 from ..derivation import Condition
 from ..symbols import LINEAR, ParameterSet, m, n_v, p
+from .rational import Rational
+from .rational import evaluate as evaluate_rational
 
 __all__ = ["numeric_function", "NumericFunction", "PreciseMpf", "BACKENDS"]
 
@@ -196,6 +204,30 @@ def _broadcast_message(shapes) -> str:
                         f"(array arguments: {names}); use arrays of one shape, or shapes that broadcast, "
                         "e.g. (n, 1) and (1, k) for an n x k grid")
     return f"the array arguments cannot be broadcast together: {names}"
+
+
+def _rational_in(e, arrays: frozenset) -> bool:
+    """Whether ``e`` depends on the symbols ``arrays`` through ``+``, ``*`` and integer powers only."""
+    seen: set = set()
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        if x in seen or not (x.free_symbols & arrays) or x.is_Symbol:
+            continue
+        seen.add(x)
+        if x.is_Add or x.is_Mul:
+            stack.extend(x.args)
+        elif x.is_Pow and x.exp.is_Integer:
+            stack.append(x.base)
+        else:
+            return False
+    return True
+
+
+RATIONAL_MIN_POINTS = 512
+"""Arrays of at least this many points are evaluated through the rational function (when there is one)."""
+RATIONAL_RTOL = 1e-8
+"""The agreement the rational function must show with direct evaluation at the checked points."""
 
 
 _EXPAND_LIMIT = 400
@@ -551,6 +583,7 @@ class NumericFunction:
         self._conditions = [self._compile_condition(c, t, i)
                             for i, (c, t) in enumerate(zip(self.conditions, self._condition_texts))]
         self._cache: dict = {}
+        self._rationals: dict = {}
         self._mp: dict = {}
         self._jax: dict = {}
         if not self.derived_used:  # compile now (a derived input's form depends on its value)
@@ -798,18 +831,23 @@ class NumericFunction:
                 array_defs = [(sym, spec.rewrite(value)) for sym, value in defs if sym in array_syms]
                 body = spec.rewrite(expr)
                 placeholders = [spec.index[c] for c in spec.coeffs]
+                arrays_ = frozenset(array_syms)
+                rational = (len(array_args) == 1 and _rational_in(body, arrays_)
+                            and all(_rational_in(v, arrays_) for _, v in array_defs))
                 return [(scalar_args, spec.coeffs, "special-math", self._cse_with(scalar_defs)) if spec.coeffs else None,
-                        (array_args + placeholders, body, "special-numpy", self._cse_with(array_defs))]
+                        (array_args + placeholders, body, "special-numpy", self._cse_with(array_defs)),
+                        (array_args + placeholders, body, "math", self._cse_with(array_defs)) if rational else None]
 
-            coeff_fn, body_fn = _compiled(self._key(f"numpy arrays={','.join(s.name for s in array_args)}"
-                                                    + (f" derived={dkey!r}" if dkey else "")), build)
-            fn = (coeff_fn, body_fn, [s.name for s in array_args], [s.name for s in scalar_args])
+            coeff_fn, body_fn, rational_fn = _compiled(
+                self._key(f"numpy arrays={','.join(s.name for s in array_args)} rational"
+                          + (f" derived={dkey!r}" if dkey else "")), build)
+            fn = (coeff_fn, body_fn, [s.name for s in array_args], [s.name for s in scalar_args], rational_fn)
             self._cache[(arrays, dkey)] = fn
         return fn
 
     def _call_numpy(self, values: dict, shape, strict: bool = True, dkey: tuple = (), extra: dict | None = None):
         arrays = tuple(s.name for s in self.used if isinstance(values[s.name], np.ndarray))
-        coeff_fn, body_fn, array_names, scalar_names = self._specialised(arrays, dkey)
+        coeff_fn, body_fn, array_names, scalar_names, rational_fn = self._specialised(arrays, dkey)
         inputs = {**values, **extra} if extra else values
         try:
             coeffs = coeff_fn(*(inputs[n] for n in scalar_names)) if coeff_fn else []
@@ -817,8 +855,12 @@ class NumericFunction:
             if not strict:
                 return np.full(shape, np.nan) if shape else math.nan
             raise self._nonfinite(values) from None
-        with np.errstate(all="ignore"):
-            out = body_fn(*(inputs[n] for n in array_names), *coeffs)
+        out = None
+        if rational_fn is not None and np.size(inputs[array_names[0]]) >= RATIONAL_MIN_POINTS:
+            out = self._call_rational(rational_fn, body_fn, inputs[array_names[0]], coeffs)
+        if out is None:
+            with np.errstate(all="ignore"):
+                out = body_fn(*(inputs[n] for n in array_names), *coeffs)
         if not shape:
             out = float(out)
             if not math.isfinite(out):
@@ -835,6 +877,38 @@ class NumericFunction:
             idx = np.unravel_index(int(np.argmin(np.isfinite(out))), shape)
             raise self._nonfinite(values, (idx, shape))
         return out
+
+    def _call_rational(self, rational_fn, body_fn, x: np.ndarray, coeffs) -> np.ndarray | None:
+        """The values at the points ``x`` through the result as one rational function of its only array
+        argument (:mod:`symmaml.export.rational`), or None to evaluate operation by operation instead.
+
+        The rational function is built once per value of the scalar arguments (a few milliseconds) and
+        kept.  At the extreme, first, middle and last points of ``x`` it must agree with the direct
+        evaluation to :data:`RATIONAL_RTOL`, else (ill-conditioned polynomials there) it is not used."""
+        key = tuple(float(c) for c in coeffs)
+        r = self._rationals.get(key)
+        if r is None:
+            try:
+                with np.errstate(all="raise"):
+                    r = rational_fn(Rational.variable(), *coeffs)
+            except (ArithmeticError, FloatingPointError, TypeError, ValueError):
+                r = False
+            if not isinstance(r, Rational):
+                r = False
+            if len(self._rationals) >= 64:
+                self._rationals.clear()
+            self._rationals[key] = r
+        if r is False:
+            return None
+        flat = x.reshape(-1)
+        points = np.unique(np.array([flat.min(), flat.max(), flat[0], flat[flat.size // 2], flat[-1]]))
+        with np.errstate(all="ignore"):
+            direct = np.asarray(body_fn(points, *coeffs), dtype=float)
+            fast = evaluate_rational(r, points)
+        if not (np.all(np.isfinite(direct)) and np.allclose(fast, direct, rtol=RATIONAL_RTOL, atol=0.0)):
+            return None
+        with np.errstate(all="ignore"):
+            return evaluate_rational(r, x)
 
     def _mp_fn(self, dkey: tuple = ()):
         if dkey not in self._mp:
