@@ -701,6 +701,8 @@ def simulate(
         import threading
         from concurrent.futures import ThreadPoolExecutor
 
+        from .threads import single_threaded_blas
+
         local = threading.local()
 
         def run(blocks):
@@ -709,7 +711,7 @@ def simulate(
             job.run(blocks, local.ws)
             return blocks
 
-        with ThreadPoolExecutor(max_workers=min(workers, len(batches))) as pool:
+        with single_threaded_blas(), ThreadPoolExecutor(max_workers=min(workers, len(batches))) as pool:
             for blocks in pool.map(run, batches):
                 finished(blocks)
 
