@@ -701,7 +701,7 @@ def simulate(
         import threading
         from concurrent.futures import ThreadPoolExecutor
 
-        from .threads import single_threaded_blas
+        from threadpoolctl import threadpool_limits
 
         local = threading.local()
 
@@ -711,7 +711,9 @@ def simulate(
             job.run(blocks, local.ws)
             return blocks
 
-        with single_threaded_blas(), ThreadPoolExecutor(max_workers=min(workers, len(batches))) as pool:
+        # one BLAS thread per worker: OpenBLAS's own threads would oversubscribe the cores
+        with threadpool_limits(limits=1, user_api="blas"), \
+                ThreadPoolExecutor(max_workers=min(workers, len(batches))) as pool:
             for blocks in pool.map(run, batches):
                 finished(blocks)
 
