@@ -147,11 +147,15 @@ def tr_a_moment(ks: tuple) -> sp.Expr:
             rec(j + 1, coef * int(sp.binomial(ks[j], l)) * (p if l == 0 else 1), powers + ([l] if l else []))
 
     rec(0, sp.S.One, [])
-    total = sp.S.Zero
+    # the coefficient of c^s, summed in polynomial arithmetic in (n_t, p) (no tree is expanded)
+    by_power: dict = {}
     for key in sorted(grouped, key=str):
-        moment = wishart_trace_moment_poly(key, n_t, p).as_expr() if key else sp.S.One
-        total += grouped[key] * c ** sum(key) * moment
-    return sp.expand(total)
+        term = sp.Poly(grouped[key], n_t, p)
+        if key:
+            term = term * wishart_trace_moment_poly(key, n_t, p)
+        s = sum(key)
+        by_power[s] = by_power[s] + term if s in by_power else term
+    return sp.expand(sp.Add(*(poly.as_expr() * c**s for s, poly in sorted(by_power.items()))))
 
 
 @lru_cache(maxsize=None)
