@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from symmaml import sweep
-from symmaml.export.figures import PDF_METADATA, PNG_METADATA, write_table  # no dates or versions
+from symmaml.export import figures  # deterministic PNG and PDF (no dates or versions)
+from symmaml.export.figures import parameters_text, write_table
 from symmaml.nonlinear import average_test_loss, ntk_simulate, train_maml
 from symmaml.nonlinear.network import alpha_scale
 from symmaml.nonlinear.paper import FIGURE_5, FIGURE_5_WIDTH, PAPER_ALPHA_T, figure_5_grid
@@ -42,16 +43,13 @@ TEST_POINTS = 32
 
 
 def caption(width, runs) -> str:
-    p = FIGURE_5
-    return (f"width k={width} (NTK param.), d={p['d']}, m={p['m']}, n_t={p['n_t']}, n_v={p['n_v']}, "
-            f"n_r={p['n_r']}, alpha_r={p['alpha_r']:g}, sigma={p['sigma']:g}, nu={p['nu']:g}, beta={p['beta']:g}\n"
-            f"network: {runs} runs/rate, 1000 test tasks x {TEST_POINTS} points each; "
-            f"NTK MC: {NTK_RUNS} runs/rate; bars and band: +-2 s.e.")
+    return (f"width $k = {width}$ (NTK param.), " + parameters_text(FIGURE_5) + "\n"
+            f"network: {runs} runs/rate, 1000 test tasks $\\times$ {TEST_POINTS} points each; "
+            f"NTK MC: {NTK_RUNS} runs/rate; bars and band: $\\pm 2$ s.e.")
 
 
 def save(fig, out: Path, stem: str) -> None:
-    fig.savefig(out / f"{stem}.png", metadata=PNG_METADATA)
-    fig.savefig(out / f"{stem}.pdf", metadata=PDF_METADATA)
+    figures.save(fig, out / f"{stem}.png")
 
 
 def main(out: Path = OUT, workers: int | None = None, scheduler: str | None = None) -> None:

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from symmaml import sweep
-from symmaml.export.figures import PDF_METADATA, PNG_METADATA, write_table  # no dates or versions
+from symmaml.export import figures  # deterministic PNG and PDF (no dates or versions)
+from symmaml.export.figures import parameters_text, write_table
 from symmaml.nonlinear import ntk_simulate, train_many
 from symmaml.nonlinear.network import alpha_scale
 from symmaml.nonlinear.paper import FIGURE_5, FIGURE_5_WIDTH, WIDTH_SWEEP
@@ -83,13 +84,11 @@ def main(out: Path = OUT, workers: int | None = None, scheduler: str | None = No
     ax.legend(fontsize=7, frameon=False)
     bx.legend(fontsize=6, frameon=False)
     p = FIGURE_5
-    fig.suptitle(f"Figure 5, width sweep (NTK param.): d={p['d']}, m={p['m']}, n_t={p['n_t']}, n_v={p['n_v']}, "
-                 f"n_r={p['n_r']}, alpha_r={p['alpha_r']:g}, sigma={p['sigma']:g}, nu={p['nu']:g}, beta={p['beta']:g}\n"
-                 f"{RUNS} runs/width (same task draws at every width), 1000 test tasks x {TEST_POINTS} points each; "
-                 f"NTK limit: ntk_simulate, {NTK_RUNS} runs; bars and bands: +-2 s.e.", fontsize=7)
+    fig.suptitle("Figure 5, width sweep (NTK param.): " + parameters_text(p) + "\n"
+                 f"{RUNS} runs/width (same task draws at every width), 1000 test tasks $\\times$ {TEST_POINTS} points "
+                 f"each; NTK limit: ntk_simulate, {NTK_RUNS} runs; bars and bands: $\\pm 2$ s.e.", fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "figure_5_width.png", metadata=PNG_METADATA)
-    fig.savefig(out / "figure_5_width.pdf", metadata=PDF_METADATA)
+    figures.save(fig, out / "figure_5_width.png")
     plt.close(fig)
 
     for k, a, gp, gs, rel, rel_se, nc in gaps:
