@@ -19,6 +19,7 @@ from itertools import product
 import numpy as np
 import pytest
 import sympy as sp
+from reference import pairings
 
 from symmaml.rmt import NotAveragable, expectation, gaussian_matrix
 from symmaml.rmt.covariance import Covariance, as_function_of
@@ -29,16 +30,6 @@ from symmaml.spectral import (LAMBDA, SpectralMean, SpectralMoment, SpectrumInpu
 
 n, p, N = sp.symbols("n p N", positive=True, integer=True)
 Z_TOL = 5.0
-
-
-def pairings(items):
-    if not items:
-        yield []
-        return
-    first, rest = items[0], items[1:]
-    for k in range(len(rest)):
-        for tail in pairings(rest[:k] + rest[k + 1:]):
-            yield [(first, rest[k])] + tail
 
 
 def brute_trace_word(word, nn, pp, sig, extra=None):

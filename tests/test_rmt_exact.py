@@ -16,6 +16,7 @@ from functools import lru_cache
 
 import pytest
 import sympy as sp
+from reference import pairings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sympy.polys.domains import QQ
@@ -31,17 +32,6 @@ a, s = sp.symbols("a s", real=True)
 
 # ---------------------------------------------------------------------------------------
 # the independent reference: entrywise expansion + enumeration of all pairings
-
-
-def pairings(items):
-    """Every perfect matching of ``items`` (a list), as a list of pairs; none for odd length."""
-    if not items:
-        yield []
-        return
-    first, rest = items[0], items[1:]
-    for k in range(len(rest)):
-        for tail in pairings(rest[:k] + rest[k + 1:]):
-            yield [(first, rest[k])] + tail
 
 
 @lru_cache(maxsize=None)
