@@ -34,6 +34,18 @@ Derivation (see :func:`derive_under_corrected`):
    assumption wears off as |alpha_t| p/n_t grows: at 2, anchored is 1.1-2.2% above simulation
    while the closure alone is 0.8-1.1% below (leading 7.5-10% below).
 
+Several inner steps (k_t = 2, 3; ``Model(inner_steps=k)``): the same construction with
+``Z_1 = X_v A^{k_t}``, ``L = X_v A^{2k_t} X_v^T`` and ``C_1 = sigma^2 I + X_v M X_v^T``, M the polynomial
+in A of :func:`~.corrected.noise_weight` (checked against the engine's C_1).  The query inputs are
+contracted with A fixed (engine), then each product of traces of powers of A is averaged by the
+binomial expansion and the Wishart trace moments of W (engine, degree up to 10 k_t: 30 at k_t = 3),
+in a polynomial ring over the integers (``s = alpha_t/n_t``).  At alpha_t = 0, A = I, so the anchor is
+the same exact result.  The moments are stated by powers of alpha_t, n_v, sigma and nu with expanded
+coefficients (factoring them would take minutes).  Accuracy at Figure 3 (measured, README): the
+two-node quadrature is built from moments of degree up to 16 k_t in A, which the rare large
+eigenvalues of W dominate once |alpha_t| p/n_t is of order 1; the domain check refuses some such
+points (k_t = 3, alpha_t = 0.3) but not all (k_t = 3, alpha_t = 0.2: 3.6% low).
+
 The result is algebraic (one square root, from the quadratic for r; another at alpha_t = 0).
 It is stated with named intermediate quantities (the moments, the Pade coefficients, r, r_2, the
 same at alpha_t = 0, and eta); ``Result.expr`` is written in them.
