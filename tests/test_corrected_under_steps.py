@@ -89,9 +89,10 @@ def test_two_step_moments_against_monte_carlo(prm):
             assert abs(draws.mean() - value) < 5 * se, (k, value, draws.mean(), se)
 
 
-def test_more_than_three_steps_not_derived():
-    with pytest.raises(NotDerived, match="at most 3 inner steps"):
-        average_test_loss("under", "corrected", Model(4))
+@pytest.mark.parametrize("steps", [3, 4])
+def test_three_or_more_steps_refused_with_the_measured_reason(steps):
+    with pytest.raises(NotDerived, match="refused for k_t >= 3 inner steps.*3.6% below simulation"):
+        average_test_loss("under", "corrected", Model(steps))
 
 
 @pytest.fixture(scope="module")

@@ -44,7 +44,9 @@ the same exact result.  The moments are stated by powers of alpha_t, n_v, sigma 
 coefficients (factoring them would take minutes).  Accuracy at Figure 3 (measured, README): the
 two-node quadrature is built from moments of degree up to 16 k_t in A, which the rare large
 eigenvalues of W dominate once |alpha_t| p/n_t is of order 1; the domain check refuses some such
-points (k_t = 3, alpha_t = 0.3) but not all (k_t = 3, alpha_t = 0.2: 3.6% low).
+points (k_t = 3, alpha_t = 0.3) but not all (k_t = 3, alpha_t = 0.2: 3.6% low, a false minimum).  So
+:func:`~.loss.average_test_loss` refuses k_t >= 3 (``loss.UNDER_STEPS_REFUSED``); this function still
+derives k_t = 3, for study.
 
 The result is algebraic (one square root, from the quadratic for r; another at alpha_t = 0).
 It is stated with named intermediate quantities (the moments, the Pade coefficients, r, r_2, the
