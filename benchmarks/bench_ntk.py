@@ -43,6 +43,7 @@ def theory_speed():
     point = {k: v for k, v in PARAMS.items() if k != "alpha_t"}
     point.update(d=40, m=4, n_v=2)  # inside the theory's domain m n_v < d
     f(**point, alpha_t=grid[:10])
+    f(**point, alpha_t=grid[:1000])  # a long grid: also builds its rational form (see symmaml.export.numeric)
     build = time.perf_counter() - t
     t = time.perf_counter()
     f(**point, alpha_t=grid)

@@ -827,27 +827,54 @@ class NumericFunction:
                         array_syms.add(sym)
                     else:
                         scalar_defs.append((sym, value))
-                spec = _Specialiser(frozenset(array_syms))
-                array_defs = [(sym, spec.rewrite(value)) for sym, value in defs if sym in array_syms]
-                body = spec.rewrite(expr)
+                spec, array_defs, body = self._specialise(expr, defs, array_syms)
                 placeholders = [spec.index[c] for c in spec.coeffs]
-                arrays_ = frozenset(array_syms)
-                rational = (len(array_args) == 1 and _rational_in(body, arrays_)
-                            and all(_rational_in(v, arrays_) for _, v in array_defs))
                 return [(scalar_args, spec.coeffs, "special-math", self._cse_with(scalar_defs)) if spec.coeffs else None,
-                        (array_args + placeholders, body, "special-numpy", self._cse_with(array_defs)),
-                        (array_args + placeholders, body, "math", self._cse_with(array_defs)) if rational else None]
+                        (array_args + placeholders, body, "special-numpy", self._cse_with(array_defs))]
 
-            coeff_fn, body_fn, rational_fn = _compiled(
-                self._key(f"numpy arrays={','.join(s.name for s in array_args)} rational"
-                          + (f" derived={dkey!r}" if dkey else "")), build)
-            fn = (coeff_fn, body_fn, [s.name for s in array_args], [s.name for s in scalar_args], rational_fn)
+            key = (f"numpy arrays={','.join(s.name for s in array_args)}"
+                   + (f" derived={dkey!r}" if dkey else ""))
+            coeff_fn, body_fn = _compiled(self._key(key), build)
+            fn = (coeff_fn, body_fn, [s.name for s in array_args], [s.name for s in scalar_args], key)
             self._cache[(arrays, dkey)] = fn
+        return fn
+
+    @staticmethod
+    def _specialise(expr, defs, array_syms: set):
+        """The :class:`_Specialiser` of an array pattern with the rewritten array definitions and body."""
+        spec = _Specialiser(frozenset(array_syms))
+        array_defs = [(sym, spec.rewrite(value)) for sym, value in defs if sym in array_syms]
+        return spec, array_defs, spec.rewrite(expr)
+
+    def _rational_fn(self, arrays: tuple, dkey: tuple, key: str):
+        """The array part compiled for :class:`~symmaml.export.rational.Rational` arguments (plain
+        arithmetic), or None if the result is not rational in its one array argument; built on first use."""
+        cached = self._cache.get(("rational", arrays, dkey), False)
+        if cached is not False:
+            return cached
+        expr, defs, used = self._form(dkey)
+        syms = frozenset(s for s in used if s.name in arrays)
+        array_args = [s for s in used if s in syms]
+
+        def build():
+            array_syms = set(syms)
+            for sym, value in defs:
+                if value.free_symbols & array_syms:
+                    array_syms.add(sym)
+            spec, array_defs, body = self._specialise(expr, defs, array_syms)
+            arrays_ = frozenset(array_syms)
+            rational = (len(array_args) == 1 and _rational_in(body, arrays_)
+                        and all(_rational_in(v, arrays_) for _, v in array_defs))
+            placeholders = [spec.index[c] for c in spec.coeffs]
+            return [(array_args + placeholders, body, "math", self._cse_with(array_defs)) if rational else None]
+
+        fn, = _compiled(self._key(key + " rational"), build)
+        self._cache[("rational", arrays, dkey)] = fn
         return fn
 
     def _call_numpy(self, values: dict, shape, strict: bool = True, dkey: tuple = (), extra: dict | None = None):
         arrays = tuple(s.name for s in self.used if isinstance(values[s.name], np.ndarray))
-        coeff_fn, body_fn, array_names, scalar_names, rational_fn = self._specialised(arrays, dkey)
+        coeff_fn, body_fn, array_names, scalar_names, key = self._specialised(arrays, dkey)
         inputs = {**values, **extra} if extra else values
         try:
             coeffs = coeff_fn(*(inputs[n] for n in scalar_names)) if coeff_fn else []
@@ -856,8 +883,10 @@ class NumericFunction:
                 return np.full(shape, np.nan) if shape else math.nan
             raise self._nonfinite(values) from None
         out = None
-        if rational_fn is not None and np.size(inputs[array_names[0]]) >= RATIONAL_MIN_POINTS:
-            out = self._call_rational(rational_fn, body_fn, inputs[array_names[0]], coeffs)
+        if len(array_names) == 1 and np.size(inputs[array_names[0]]) >= RATIONAL_MIN_POINTS:
+            rational_fn = self._rational_fn(arrays, dkey, key)
+            if rational_fn is not None:
+                out = self._call_rational(rational_fn, body_fn, inputs[array_names[0]], coeffs)
         if out is None:
             with np.errstate(all="ignore"):
                 out = body_fn(*(inputs[n] for n in array_names), *coeffs)
