@@ -9,6 +9,7 @@ with a stated error bound.
 import numpy as np
 import pytest
 import sympy as sp
+from reference import own_task_samples
 
 from symmaml.maml import average_test_loss
 from symmaml.maml.corrected_under import own_task_moments
@@ -22,24 +23,6 @@ def corrected():
     return average_test_loss("under", "corrected")
 
 
-def _own_task_samples(prm, tasks, seed):
-    """tr L^k and tr(C L^k) for simulated tasks (C = sigma^2 I + X_v M X_v^T, the engine's C_1)."""
-    rng = np.random.default_rng(seed)
-    P, T, V, a, s, v = (prm[k] for k in ("p", "n_t", "n_v", "alpha_t", "sigma", "nu"))
-    I = np.eye(P)
-    Xt = rng.standard_normal((tasks, T, P))
-    Xv = rng.standard_normal((tasks, V, P))
-    A = I - a / T * Xt.transpose(0, 2, 1) @ Xt
-    M = a * s**2 / T * (I - A) + v**2 / P * A @ A
-    L = Xv @ A @ A @ Xv.transpose(0, 2, 1)
-    C = s**2 * np.eye(V) + Xv @ M @ Xv.transpose(0, 2, 1)
-    out, Lk = [], np.broadcast_to(np.eye(V), L.shape)
-    for _ in range(4):
-        Lk = Lk @ L
-        out.append((np.trace(Lk, axis1=1, axis2=2), np.trace(C @ Lk, axis1=1, axis2=2)))
-    return out
-
-
 @pytest.mark.parametrize("prm", [dict(p=6, n_t=4, n_v=3, alpha_t=0.3, sigma=0.8, nu=1.1),
                                  dict(p=4, n_t=7, n_v=5, alpha_t=-0.2, sigma=1.0, nu=0.5)])
 def test_own_task_moments_against_simulation(prm):
@@ -47,7 +30,7 @@ def test_own_task_moments_against_simulation(prm):
     plain, weighted = own_task_moments()
     sub = {p: prm["p"], n_t: prm["n_t"], n_v: prm["n_v"], alpha_t: sp.Rational(str(prm["alpha_t"])),
            sigma: sp.Rational(str(prm["sigma"])), nu: sp.Rational(str(prm["nu"]))}
-    samples = _own_task_samples(prm, 400_000, seed=17)
+    samples = own_task_samples(prm, 1, 400_000, seed=17)
     for k, (tr_l, tr_cl) in enumerate(samples):
         for exact, draws in ((plain[k], tr_l), (weighted[k], tr_cl)):
             value = float(exact.as_expr().subs(sub))

@@ -12,6 +12,7 @@ from math import prod
 import numpy as np
 import pytest
 import sympy as sp
+from reference import own_task_samples
 
 from symmaml.maml import Model, average_test_loss
 from symmaml.maml.corrected_under import _a_average_steps, _own_task_traces, own_task_moments
@@ -46,28 +47,6 @@ def test_moments_reduce_to_wishart_at_alpha_t_zero():
         assert sp.expand(at_zero(a) - at_zero(b)) == 0
 
 
-def _own_task_samples(prm, steps, tasks, seed):
-    """tr L^j and tr(C L^j), j = 1..4, for simulated tasks: L = X_v A^{2k} X_v^T and
-    C = sigma^2 I + X_v M X_v^T, M = (nu^2/p) A^{2k} + (alpha_t sigma^2/n_t)(I - A^k) sum_{j<k} A^j
-    (the task offset through A^k, the support noise through (alpha_t/n_t) S_k X_t^T)."""
-    rng = np.random.default_rng(seed)
-    P, T, V, a, s, v = (prm[k] for k in ("p", "n_t", "n_v", "alpha_t", "sigma", "nu"))
-    I = np.eye(P)
-    Xt = rng.standard_normal((tasks, T, P))
-    Xv = rng.standard_normal((tasks, V, P))
-    A = I - a / T * Xt.transpose(0, 2, 1) @ Xt
-    Ak = np.linalg.matrix_power(A, steps)
-    S = sum(np.linalg.matrix_power(A, j) for j in range(steps))
-    M = v**2 / P * Ak @ Ak + a * s**2 / T * (I - Ak) @ S
-    L = Xv @ Ak @ Ak @ Xv.transpose(0, 2, 1)
-    C = s**2 * np.eye(V) + Xv @ M @ Xv.transpose(0, 2, 1)
-    out, Lk = [], np.broadcast_to(np.eye(V), L.shape)
-    for _ in range(4):
-        Lk = Lk @ L
-        out.append((np.trace(Lk, axis1=1, axis2=2), np.trace(C @ Lk, axis1=1, axis2=2)))
-    return out
-
-
 @pytest.mark.parametrize("prm", [dict(p=6, n_t=4, n_v=3, alpha_t=0.1, sigma=0.8, nu=1.1),
                                  dict(p=4, n_t=7, n_v=5, alpha_t=-0.06, sigma=1.0, nu=0.5)])
 def test_two_step_moments_against_monte_carlo(prm):
@@ -80,7 +59,7 @@ def test_two_step_moments_against_monte_carlo(prm):
     sub = {p: prm["p"], n_t: prm["n_t"], n_v: prm["n_v"], alpha_t: Fraction(str(prm["alpha_t"])),
            sigma: Fraction(str(prm["sigma"])), nu: Fraction(str(prm["nu"]))}
     sub.update({1 / p: Fraction(1, prm["p"]), 1 / n_t: Fraction(1, prm["n_t"])})
-    samples = _own_task_samples(prm, 2, 200_000, seed=41)
+    samples = own_task_samples(prm, 2, 200_000, seed=41)
     for k, (tr_l, tr_cl) in enumerate(samples):
         for exact, draws in ((plain[k], tr_l), (weighted[k], tr_cl)):
             values = [sub[g] for g in exact.gens]  # exact rational arithmetic, term by term
