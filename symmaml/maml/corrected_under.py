@@ -167,18 +167,7 @@ def _a_moment_poly(ks: tuple) -> sp.Poly:
 
 def _a_average(expr) -> sp.Expr:
     """Average a polynomial in traces of powers of the fixed A over A = I - (alpha_t/n_t) W."""
-    expr = sp.expand(expr.xreplace({sp.Transpose(_A): _A}))
-    grouped: dict = {}
-    for term in sp.Add.make_args(expr):
-        coeff, ks = sp.S.One, []
-        for piece in sp.Mul.make_args(term):
-            base, exp = piece.as_base_exp()
-            if isinstance(base, sp.Trace):
-                ks += [_a_power(base.arg)] * int(exp)
-            else:
-                coeff *= piece
-        key = tuple(sorted(ks, reverse=True))
-        grouped[key] = grouped.get(key, 0) + coeff
+    grouped = _by_trace_powers(sp.expand(expr.xreplace({sp.Transpose(_A): _A})))
     total = sp.Poly(0, *_GENS)
     for key in sorted(grouped, key=str):  # polynomial arithmetic: no tree expansion
         moment = _a_moment_poly(key) if key else sp.Poly(1, *_GENS)
@@ -186,14 +175,20 @@ def _a_average(expr) -> sp.Expr:
     return total
 
 
-def _a_power(word) -> int:
-    if word == _A:
-        return 1
-    if isinstance(word, sp.MatPow) and word.base == _A:
-        return int(word.exp)
-    if isinstance(word, sp.MatMul) and all(a == _A for a in word.args):
-        return len(word.args)
-    raise AssertionError(f"unexpected trace argument {word}")
+def _by_trace_powers(expr) -> dict:
+    """An expanded polynomial in traces of powers of A as ``{powers (descending): coefficient}``."""
+    grouped: dict = {}
+    for term in sp.Add.make_args(expr):
+        coeff, ks = sp.S.One, []
+        for piece in sp.Mul.make_args(term):
+            base, exp = piece.as_base_exp()
+            if isinstance(base, sp.Trace):
+                ks += [_a_degree(base.arg)] * int(exp)
+            else:
+                coeff *= piece
+        key = tuple(sorted(ks, reverse=True))
+        grouped[key] = grouped.get(key, 0) + coeff
+    return grouped
 
 
 @lru_cache(maxsize=None)
@@ -279,17 +274,7 @@ def _a_moment_ring(ks: tuple):
 def _a_average_steps(expr) -> sp.Poly:
     """As :func:`_a_average`, for any powers of A (several inner steps), in the ring; returned as a
     ``Poly`` in ``_GENS`` (Laurent monomials in n_t and p merged: one canonical form)."""
-    grouped: dict = {}
-    for term in sp.Add.make_args(sp.expand(expr)):
-        coeff, ks = sp.S.One, []
-        for piece in sp.Mul.make_args(term):
-            base, exp = piece.as_base_exp()
-            if isinstance(base, sp.Trace):
-                ks += [_a_degree(base.arg)] * int(exp)
-            else:
-                coeff *= piece
-        key = tuple(sorted(ks, reverse=True))
-        grouped[key] = grouped.get(key, 0) + coeff
+    grouped = _by_trace_powers(sp.expand(expr))
     total = _RING.zero
     for key in sorted(grouped):
         c = _RING(sp.expand(sp.expand(grouped[key]).subs(alpha_t, _S * n_t)).xreplace({1 / p: _IP}))
