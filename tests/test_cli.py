@@ -542,3 +542,25 @@ def test_corrected_under_near_the_threshold_against_simulation():
     s = sim.simulate(**prm, runs=3000, seed=3, test_tasks=20)
     assert abs(value - s["mean"]) < 4 * s["stderr"] + 0.006 * s["mean"], (value, s["mean"], s["stderr"])
     assert abs(lead - s["mean"]) > 10 * (4 * s["stderr"] + 0.006 * s["mean"])
+
+
+NTK = ["ntk", "simulate", "--d", "30", "--m", "3", "--n-t", "30", "--n-v", "2", "--n-r", "20", "--alpha-t", "-2",
+       "--alpha-r", "0.3", "--sigma", "0.5", "--nu", "0.3", "--beta", "0.1"]
+NN = ["nn", "train", "--width", "8", "--d", "6", "--m", "2", "--n-t", "4", "--n-v", "2", "--n-r", "4", "--alpha-t", "0",
+      "--alpha-r", "0.1", "--sigma", "0.5", "--nu", "0.3", "--beta", "0.1"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (NTK + ["--runs", "0"], "--runs must be a positive integer; got 0"),
+    (NTK + ["--test-tasks", "0"], "--test-tasks must be a positive integer; got 0"),
+    (NTK + ["--test-points", "-3"], "--test-points must be a positive integer; got -3"),
+    (NTK + ["--seed", "-1"], "--seed must be a non-negative integer; got -1"),
+    (NN + ["--runs", "0"], "--runs must be a positive integer; got 0"),
+    (NN + ["--test-points", "1"], "--test-points must be an integer >= 2; got 1"),
+    (NN + ["--seed", "-1"], "--seed must be a non-negative integer; got -1"),
+    (["simulate", *FIG2, "--alpha-t", "0.2", "--alpha-r", "0.1", "--test-tasks", "0"],
+     "--test-tasks must be a positive integer; got 0"),
+])
+def test_the_simulating_commands_check_their_counts_alike(capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and err == f"symmaml: error: {message}\n", err

@@ -258,6 +258,17 @@ def add_sweep_options(p: argparse.ArgumentParser) -> None:
                    help="run on an existing Dask cluster, e.g. tcp://host:8786 (default: $SYMMAML_SCHEDULER)")
 
 
+def check_counts(args, *flags: str) -> None:
+    """``--runs``, ``--test-tasks``, ... (attribute names with ``_``) positive integers and ``--seed`` a
+    non-negative one: the checks every simulating command makes."""
+    for attr in flags:
+        v = getattr(args, attr)
+        if v < 1:
+            raise UsageError(f"--{attr.replace('_', '-')} must be a positive integer; got {v}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be a non-negative integer; got {args.seed}")
+
+
 def sweep_options(args) -> dict:
     """``workers`` and ``scheduler`` for :func:`symmaml.sweep.run`, checked (Dask installed if needed)."""
     from ..sweep import DaskMissing, require_dask

@@ -12,7 +12,8 @@ import itertools
 import json
 import sys
 
-from .common import Parser, Progress, UsageError, add_sweep_options, fmt, json_number, parse_values, sweep_options
+from .common import (Parser, Progress, UsageError, add_sweep_options, check_counts, fmt, json_number, parse_values,
+                     sweep_options)
 
 __all__ = ["register", "run", "train_points", "NAMES"]
 
@@ -65,13 +66,9 @@ def _rows(point, res):
 
 def run(args) -> int:
     values = {n: parse_values(n, getattr(args, n), SIZES) for n in NAMES}
-    for name, v in (("runs", args.runs), ("test-tasks", args.test_tasks), ("test-points", args.test_points)):
-        if v < 1:
-            raise UsageError(f"--{name} must be a positive integer; got {v}")
+    check_counts(args, "runs", "test_tasks", "test_points")
     if args.test_points < 2:
         raise UsageError(f"--test-points must be an integer >= 2; got {args.test_points}")
-    if args.seed < 0:
-        raise UsageError(f"--seed must be a non-negative integer; got {args.seed}")
     if not 0.0 < args.tol < 1.0:
         raise UsageError(f"--tol must be in (0, 1); got {args.tol!r}")
     if args.paired_ntk and args.parameterisation != "ntk":

@@ -14,7 +14,7 @@ import json
 import sys
 
 from ..symbols import NONLINEAR
-from .common import Progress, UsageError, add_sweep_options, fmt, grid, json_number, sweep_options
+from .common import Progress, UsageError, add_sweep_options, check_counts, fmt, grid, json_number, sweep_options
 
 __all__ = ["register", "NAMES", "VALUE_FLAGS"]
 
@@ -83,11 +83,7 @@ def run_simulate(args) -> int:
     from ..nonlinear.ntk_sim import ntk_chunk
 
     points, swept = _points(args)
-    for name, v in (("runs", args.runs), ("test-tasks", args.test_tasks), ("test-points", args.test_points)):
-        if v < 1:
-            raise UsageError(f"--{name} must be a positive integer; got {v}")
-    if args.seed < 0:
-        raise UsageError(f"--seed must be a non-negative integer; got {args.seed}")
+    check_counts(args, "runs", "test_tasks", "test_points")
     if args.threads < 1:
         raise UsageError(f"--threads must be a positive integer; got {args.threads}")
     where = sweep_options(args)

@@ -14,8 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .common import (PARAM_NAMES, Progress, UsageError, add_model_options, add_parameters, add_sweep_options, fmt,
-                     json_head, json_number, json_row, lazy_grid, sweep_options)
+from .common import (PARAM_NAMES, Progress, UsageError, add_model_options, add_parameters, add_sweep_options,
+                     check_counts, fmt, json_head, json_number, json_row, lazy_grid, sweep_options)
 
 __all__ = ["register", "run", "run_simulation", "check_regime"]
 
@@ -105,11 +105,7 @@ def run(args) -> int:
     opts = sweep_options(args)
     grid = lazy_grid(args)
     check_regime(args, grid)
-    for name, v in (("runs", args.runs), ("test-tasks", args.test_tasks)):
-        if v < 1:
-            raise UsageError(f"--{name} must be a positive integer; got {v}")
-    if args.seed < 0:
-        raise UsageError(f"--seed must be a non-negative integer; got {args.seed}")
+    check_counts(args, "runs", "test_tasks")
     target = None
     if args.out:
         target = Path(args.out)
