@@ -768,6 +768,32 @@ def test_an_appendix_entry_too_long_to_print_is_given_in_full_in_markdown():
     assert "a polynomial of degree 899 in $\\alpha_t$" in frag and "alpha_t^{899}" not in frag
     assert "too long to print here" in frag
     assert "alpha_t^899: c_899*(p + 899)" in md
+    assert "not given in the Markdown version" not in " ".join(frag.split())
+
+
+def test_an_appendix_entry_of_too_many_terms_is_not_printed_in_markdown_either(monkeypatch):
+    from symmaml.export import layout as layout_module
+
+    monkeypatch.setattr(layout_module, "MARKDOWN_MAX_TERMS", 1000)
+    d = _demo_derivation(900)  # 1,799 terms written out (c_0 p, then c_k (p + k))
+    frag, md = derivation_fragment(d), derivation_markdown(d)
+    assert "alpha_t^899" not in md and "alpha_t^0" not in md
+    assert "of 1,799 terms written out: too long to read, it is not printed here (more than 1,000 terms)" in md
+    assert "`r.derivation.steps[0]`" in md  # where the engine's expression is (step 1 named it)
+    text = " ".join(frag.split())
+    assert "and with 1,799 terms written out it is not given in the Markdown version either" in text
+    assert "given in full, by powers of" not in text and r"\texttt{r.derivation.steps[0]}" in text
+
+
+def test_term_count_counts_the_written_out_terms_without_expanding():
+    from symmaml.export.layout import term_count
+
+    x, y, z = sp.symbols("x y z")
+    # distinct monomials: the count is that of the expansion
+    for expr in ((x + y) * (x + z + 1) + 3 * z, x * y, sp.Integer(7), alpha_t * (p + 1) * (m - 1) + nu):
+        assert term_count(expr) == len(sp.Add.make_args(sp.expand(expr))), expr
+    # written out, not collected: (x + 2y)^3 z is 8 products (4 monomials once collected)
+    assert term_count((x + 2 * y) ** 3 * z) == 8
 
 
 # ----------------------------------------------------------------------------- figures

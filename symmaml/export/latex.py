@@ -661,10 +661,14 @@ def _appendix(lay) -> list[str]:
             out.append(align_block(rows))
         else:
             name = e.name if isinstance(e.name, str) else expr_latex(e.name)
+            where = ("it is given in full, by powers of $\\alpha_t$, in the Markdown version of this document."
+                     if e.in_markdown else
+                     rf"and with {e.terms:,} terms written out it is not given in the Markdown version either: "
+                     rf"the engine's expression is in step {e.step} of the result's derivation "
+                     r"(Python: \texttt{r.derivation.steps[%d]})." % (e.step - 1))
             out.append(_wrap_source(
                 rf"\par\noindent ({e.label}) From Step {e.step}: ${name}$ is {text_latex(e.summary)}; too long "
-                "to print here, it is given in full, by powers of $\\alpha_t$, in the Markdown version of this "
-                "document."))
+                "to print here, " + where))
     out.append(r"\par\endgroup")
     return out
 

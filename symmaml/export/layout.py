@@ -14,7 +14,9 @@ Three mechanisms keep a document short without hiding anything the engine did:
   longest member moved to the appendix (the step shows ``= (A.k)``).  An appendix entry longer
   than :data:`APPENDIX_ROWS` rows is summarised in a printed document (its degree in
   ``\alpha_t`` and number of terms) and given in full, collected by powers of ``\alpha_t``, in
-  the Markdown version.
+  the Markdown version, up to :data:`MARKDOWN_MAX_TERMS` terms; a longer one (the moments of the
+  corrected orders with several inner steps run to tens of thousands of terms) is summarised in
+  both, with where the engine's expression is found.
 """
 from __future__ import annotations
 
@@ -24,15 +26,21 @@ from typing import Any
 import sympy as sp
 
 from ..derivation import Derivation, Step
-from ..symbols import LATEX_NAMES, RATES, alpha_t
+from ..symbols import LATEX_NAMES, alpha_t
 from .display import _size, compact
 
-__all__ = ["Layout", "StepView", "Entry", "layout", "BODY_ROWS", "APPENDIX_ROWS", "NAME_MIN_WIDTH"]
+__all__ = ["Layout", "StepView", "Entry", "layout", "BODY_ROWS", "APPENDIX_ROWS", "NAME_MIN_WIDTH",
+           "MARKDOWN_MAX_TERMS"]
 
 #: a step's display longer than this (in rows) moves its longest member to the appendix
 BODY_ROWS = 9
 #: an appendix entry longer than this (in rows) is summarised, not printed, in LaTeX
 APPENDIX_ROWS = 36
+#: an appendix entry of more terms than this (written out as a sum of products) is summarised in
+#: the Markdown version too.  Of the documents under derivations/out, the longest entry given in full
+#: has 3,897 terms (the overparameterised corrected order at k_t = 2, 46 kB of text); those left out
+#: have 5,440 to about 56,000 (the corrected orders at k_t = 3 overparameterised, k_t = 2 under)
+MARKDOWN_MAX_TERMS = 5_000
 #: a named value is shown by its name only when it prints wider than this (units of a letter)
 NAME_MIN_WIDTH = 24
 #: a "where" clause shows a named value in full when it takes at most this many rows
@@ -54,6 +62,12 @@ class Entry:
     step: int
     rows: list | None = None       # the LaTeX display rows, or None when too long to print
     summary: str = ""              # what the value is (degree in alpha_t, number of terms)
+    terms: int = 0                 # its number of terms written out, when summarised
+
+    @property
+    def in_markdown(self) -> bool:
+        """Whether the Markdown version gives it in full (it always does when LaTeX prints it)."""
+        return self.rows is not None or self.terms <= MARKDOWN_MAX_TERMS
 
 
 @dataclass
@@ -221,6 +235,20 @@ def _summary(value, rows) -> str:
     return f"an expression whose display takes {rows} lines" if rows else "a long expression"
 
 
+def term_count(expr) -> int:
+    """The number of terms of ``expr`` written out as a sum of products, counted without expanding."""
+    if isinstance(expr, sp.Add):
+        return sum(term_count(a) for a in expr.args)
+    if isinstance(expr, sp.Mul):
+        n = 1
+        for a in expr.args:
+            n *= term_count(a)
+        return n
+    if isinstance(expr, sp.Pow) and isinstance(expr.base, sp.Add) and expr.exp.is_Integer and expr.exp > 0:
+        return term_count(expr.base) ** int(expr.exp)
+    return 1
+
+
 def by_powers_text(value) -> str:
     """``value`` as plain text by powers of alpha_t, when it is a sum by powers (the Markdown appendix)."""
     powers = _powers(value) if _is_scalar(value) else None
@@ -282,6 +310,7 @@ def _layout(derivation: Derivation, width: float, printer) -> Layout:
             entry.rows = rows
         else:
             entry.summary = _summary(entry.value, len(rows) if rows else None)
+            entry.terms = term_count(entry.value) if _is_scalar(entry.value) else 0
 
     statement_rows, where_rows, where_refs = [], [], []
     if d.result is not None:
@@ -315,4 +344,4 @@ def _layout(derivation: Derivation, width: float, printer) -> Layout:
     return Layout(statement_rows, where_rows, where_refs, views, appendix)
 
 
-__all__ += ["abbreviate", "step_name", "by_powers_text"]
+__all__ += ["abbreviate", "step_name", "by_powers_text", "term_count"]

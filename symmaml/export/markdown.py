@@ -42,13 +42,19 @@ def _rule(step: Step) -> str:
     return text
 
 
+def _engine_pointer(entry) -> str:
+    return (f"The engine's expression is in step {entry.step} of the result's derivation (Python: "
+            f"`r.derivation.steps[{entry.step - 1}]`), and `r.numeric()` evaluates the result with it.")
+
+
 def derivation_markdown(derivation: Derivation, *, width: float = DEFAULT_WIDTH) -> str:
     """The derivation as a Markdown document (deterministic; GitHub-flavoured math).
 
     The same layout as the LaTeX document (:mod:`symmaml.export.layout`); appendix entries too
-    long to print there are given here in full, as text, by powers of ``alpha_t``.
+    long to print there are given here in full, as text, by powers of ``alpha_t``, up to
+    :data:`~symmaml.export.layout.MARKDOWN_MAX_TERMS` terms (beyond, where to find them).
     """
-    from .layout import by_powers_text, layout
+    from .layout import MARKDOWN_MAX_TERMS, by_powers_text, layout
 
     d = derivation
     printer = SymmamlLatexPrinter(memo=True)
@@ -88,7 +94,10 @@ def derivation_markdown(derivation: Derivation, *, width: float = DEFAULT_WIDTH)
             out += [f"### ({e.label}) From step {e.step}", ""]
             if e.rows is not None:
                 out += [_display(e.rows), ""]
-            else:
+            elif e.in_markdown:
                 out += [f"${name}$ is {text_markdown(e.summary)}; by powers of $\\alpha_t$:", "",
                         "```text", by_powers_text(e.value), "```", ""]
+            else:
+                out += [f"${name}$ is {text_markdown(e.summary)}, of {e.terms:,} terms written out: too long to "
+                        f"read, it is not printed here (more than {MARKDOWN_MAX_TERMS:,} terms). {_engine_pointer(e)}", ""]
     return "\n".join(out)

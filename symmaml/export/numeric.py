@@ -544,7 +544,7 @@ class NumericFunction:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
         self.expr = sp.sympify(expr)
         self.parameters = parameters
-        names, symbols = parameters.names, parameters.symbols
+        names = parameters.names
         self.definitions = tuple((sym, sp.sympify(value)) for sym, value in definitions)
         self._renamed = None  # (definitions, expr) under private names, made when first compiled
         self.backend = backend
