@@ -46,7 +46,9 @@ two-node quadrature is built from moments of degree up to 16 k_t in A, which the
 eigenvalues of W dominate once |alpha_t| p/n_t is of order 1; the domain check refuses some such
 points (k_t = 3, alpha_t = 0.3) but not all (k_t = 3, alpha_t = 0.2: 3.6% low, a false minimum).  So
 :func:`~.loss.average_test_loss` refuses k_t >= 3 (``loss.UNDER_STEPS_REFUSED``); this function still
-derives k_t = 3, for study.
+derives k_t = 3, for study.  The quadrature is the one approximation that fails: with the own task's
+averages S_1, S_2, F taken by Monte Carlo instead, the same closure and anchoring are within 0.32% of
+simulation at Figure 3 for k_t = 2, 3 and |alpha_t| <= 0.3 (``benchmarks/diagnose_under_closure.py``).
 
 The result is algebraic (one square root, from the quadratic for r; another at alpha_t = 0).
 It is stated with named intermediate quantities (the moments, the Pade coefficients, r, r_2, the
