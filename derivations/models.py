@@ -32,12 +32,14 @@ from symmaml.maml.loss import derived_for
 from symmaml.maml.optimal import NoMinimiserError, numeric_optimum
 from symmaml.maml.paper import FIGURE_2, FIGURE_3
 from symmaml import sweep
+from symmaml.export.figures import parameters_text, save
 
 OUT = Path(__file__).resolve().parent / "out"
 
 #: the documents written for new models: (regime, order, model)
 DOCUMENTS = (
     ("over", "leading", Model(2)), ("under", "leading", Model(2)), ("over", "corrected", Model(2)),
+    ("over", "corrected", Model(3)), ("under", "corrected", Model(2)),
     ("over", "leading", Model(1, 2)), ("under", "leading", Model(1, 2)),
     ("over", "leading", Model(anisotropic=True)), ("under", "leading", Model(anisotropic=True)),
     ("under", "exact", Model(anisotropic=True)),
@@ -45,6 +47,7 @@ DOCUMENTS = (
 STEPS = (1, 2, 3, 5)
 ALPHA_R = 0.2
 SETTINGS = {"fig2": ("over", FIGURE_2), "fig3": ("under", FIGURE_3)}
+FIGURE_NAMES = {"fig2": "Figure 2", "fig3": "Figure 3"}
 #: alpha_t grids of the learning curves (theory) and of the simulated points
 CURVE = {"fig2": (-2.0, 2.0), "fig3": (-0.3, 0.3)}
 POINTS = 9
@@ -120,8 +123,7 @@ def _write_csv(path: Path, header, rows) -> None:
 
 
 def _save(fig, stem: Path) -> None:
-    fig.savefig(stem.with_suffix(".png"), metadata={"Software": None})
-    fig.savefig(stem.with_suffix(".pdf"), metadata={"Creator": None, "Producer": None, "CreationDate": None})
+    save(fig, stem.with_suffix(".png"))
 
 
 def _plt():
@@ -188,8 +190,7 @@ def learning_curves(out: Path) -> dict:
         ax.axvline(0.0, color="0.6", lw=0.8, ls=":")
         ax.set_xlabel(r"$\alpha_t$")
         ax.set_ylabel("average test loss")
-        ax.set_title(f"{name}: " + ", ".join(f"{k}={v:g}" for k, v in fixed.items()) + f", alpha_r={ALPHA_R}",
-                     fontsize=7)
+        ax.set_title(f"{FIGURE_NAMES[name]}: " + parameters_text({**fixed, "alpha_r": ALPHA_R}), fontsize=7)
         ax.legend(fontsize=6, frameon=False, ncol=2)
         fig.tight_layout()
         _save(fig, out / f"models_loss_vs_alpha_t_{name}")
@@ -232,7 +233,7 @@ def optimal_vs_steps(out: Path) -> list:
         ax.axhline(0.0, color="0.6", lw=0.8, ls=":")
         ax.set_xlabel("$k_t$ (inner steps)")
         ax.set_ylabel(r"optimal $\alpha_t$")
-        ax.set_title(f"{name} ({SETTINGS[name][0]}parameterised)", fontsize=8)
+        ax.set_title(f"{FIGURE_NAMES[name]} ({SETTINGS[name][0]}parameterised)", fontsize=8)
         ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
     _save(fig, out / "models_optimal_alpha_t_vs_kt")
@@ -267,7 +268,7 @@ def optimal_vs_spread(out: Path) -> list:
         ax.axhline(0.0, color="0.6", lw=0.8, ls=":")
         ax.set_xlabel("spread $d$ (levels $1 \\pm d$)")
         ax.set_ylabel(r"optimal $\alpha_t$ (leading order)")
-        ax.set_title(f"{name} ({SETTINGS[name][0]}parameterised)", fontsize=8)
+        ax.set_title(f"{FIGURE_NAMES[name]} ({SETTINGS[name][0]}parameterised)", fontsize=8)
     fig.tight_layout()
     _save(fig, out / "models_optimal_alpha_t_vs_spread")
     plt.close(fig)
