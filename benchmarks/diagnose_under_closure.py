@@ -23,8 +23,8 @@ with Monte Carlo averages is not a formula of the library.
 The last column is a prototype of what could replace the quadrature (:func:`spike_closure`): the own
 task's averages from a self-consistent deterministic equivalent in which the inner step's large
 directions are explicit, so that the only average left is over one eigenvalue of the support Gram
-matrix, which is light-tailed (sampled here; a Gauss quadrature of its exact moments would do in a
-derivation).  Anchored the same way.
+matrix, which is light-tailed: sampled, and (last column, no sampling at all) by a Gauss quadrature of
+its exact Wishart moments.  Anchored the same way.
 """
 from __future__ import annotations
 
@@ -101,7 +101,30 @@ def support_eigenvalues(samples: int, seed: int) -> np.ndarray:
     return np.linalg.eigvalsh(X @ X.transpose(0, 2, 1)).ravel()
 
 
-def spike_closure(alpha_t: float, steps: int, lam_w: np.ndarray) -> float:
+def support_quadrature(nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss quadrature (nodes, weights summing to 1) of the mean spectral measure of the non-zero
+    eigenvalues of X_t^T X_t, from its exact moments ``E tr W^j/min(n_t, p)``, ``j < 2 nodes`` (the engine's
+    Wishart moments; Golub-Welsch at 80 digits)."""
+    import mpmath as mp
+
+    from symmaml.rmt.wishart import wishart_trace_moment_poly
+    from symmaml.symbols import n_t, p
+
+    P, T = FIG3["p"], FIG3["n_t"]
+    mom = [mp.mpf(1)] + [mp.mpf(int(wishart_trace_moment_poly((j,), n_t, p).as_expr().subs({n_t: T, p: P})))
+                         / min(T, P) for j in range(1, 2 * nodes + 1)]
+    with mp.workdps(80):
+        U = mp.cholesky(mp.matrix([[mom[i + j] for j in range(nodes + 1)] for i in range(nodes + 1)])).T
+        J = mp.matrix(nodes, nodes)
+        for k in range(nodes):
+            J[k, k] = U[k, k + 1] / U[k, k] - (U[k - 1, k] / U[k - 1, k - 1] if k else 0)
+            if k + 1 < nodes:
+                J[k, k + 1] = J[k + 1, k] = U[k + 1, k + 1] / U[k, k]
+        E, Q = mp.eigsy(J)
+        return (np.array([float(E[i]) for i in range(nodes)]), np.array([float(Q[0, i] ** 2) for i in range(nodes)]))
+
+
+def spike_closure(alpha_t: float, steps: int, lam_w: np.ndarray, weights: np.ndarray | None = None) -> float:
     """The closure with the own task's averages from a deterministic equivalent that keeps the inner
     step's large directions (a prototype for the next derivation, not a result).
 
@@ -111,20 +134,22 @@ def spike_closure(alpha_t: float, steps: int, lam_w: np.ndarray) -> float:
     ``tr L(I + rL)^{-1} = sum_j w_j q_j/(1 + r w_j q_j)`` and ``tr X_v M X_v^T (I + rL)^{-1} =
     sum_j m_j q_j/(1 + r w_j q_j)``, ``q_j = x_j^T (I + r L_{-j})^{-1} x_j``; each ``q_j`` is replaced by
     ``delta = tr(I + rL)^{-1} = n_v - r S_1``, solved self-consistently.  The only average left is over
-    one eigenvalue lambda (here over ``lam_w``, sampled; light-tailed, unlike the moments of L)."""
+    one eigenvalue lambda (over ``lam_w``: sampled, or Gauss nodes with ``weights``; light-tailed, unlike
+    the moments of L)."""
     P, T, V, s, v = (FIG3[k] for k in ("p", "n_t", "n_v", "sigma", "nu"))
     a = 1 - alpha_t / T * lam_w
     w = a ** (2 * steps)
     m_spike = v**2 / P * w + alpha_t * s**2 / T * (1 - a**steps) * sum(a**j for j in range(steps))
     bulk, spikes, m_bulk = P - min(T, P), min(T, P), v**2 / P  # M = m(A): nu^2/p on A's unit directions
+    weights = np.full(lam_w.size, 1 / lam_w.size) if weights is None else weights
 
     def solve(r):
         def parts(delta):
-            s1 = bulk * delta / (1 + r * delta) + spikes * (w * delta / (1 + r * w * delta)).mean()
+            s1 = bulk * delta / (1 + r * delta) + spikes * weights @ (w * delta / (1 + r * w * delta))
             return s1, delta - (V - r * s1)
         delta = brentq(lambda x: parts(x)[1], 1e-12, V)
         s1 = parts(delta)[0]
-        trace_c = s**2 * delta + bulk * m_bulk * delta / (1 + r * delta) + spikes * (m_spike * delta / (1 + r * w * delta)).mean()
+        trace_c = s**2 * delta + bulk * m_bulk * delta / (1 + r * delta) + spikes * weights @ (m_spike * delta / (1 + r * w * delta))
         return s1, trace_c
 
     h = 1e-4  # S_2 = d/dr [r S_1] and F = -d/dr E tr C(I + rL)^{-1}, by central differences
@@ -161,20 +186,26 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=6000, help="simulated meta-training sets per point")
     ap.add_argument("--tasks", type=int, default=100_000, help="own tasks for the Monte Carlo closure")
     ap.add_argument("--steps", type=int, nargs="+", default=[2, 3])
+    ap.add_argument("--lambda-nodes", type=int, default=12,
+                    help="Gauss nodes for the support eigenvalue in the prototype's last column (default 12)")
     args = ap.parse_args()
     exact0 = error_from_loss(float(average_test_loss("under", "exact").numeric()(**FIG3, alpha_t=0.0)))
     lam0, wc0 = own_tasks(0.0, 1, args.tasks, seed=1)
     eta = exact0 / closure(lam0, wc0)
     lam_w = support_eigenvalues(args.tasks, seed=3)
     eta_spike = exact0 / spike_closure(0.0, 1, lam_w)
+    nodes = support_quadrature(args.lambda_nodes)
+    eta_gauss = exact0 / spike_closure(0.0, 1, *nodes)
     print(f"Figure 3 parameters, alpha_r = 0.2; {args.runs} simulated runs and {args.tasks} own tasks per point")
     print(f"anchor: exact E|omega* - w0|^2 at alpha_t = 0 is {exact0:.5f}; eta (Monte Carlo closure) = {eta:.4f}, "
-          f"(spikes explicit) = {eta_spike:.4f}")
+          f"(spikes explicit, lambda sampled) = {eta_spike:.4f}, "
+          f"(lambda by {args.lambda_nodes} Gauss nodes) = {eta_gauss:.4f}")
     print("errors are (theory - sim)/sim of the test loss; s.e. of the simulation and of the Monte Carlo closure")
     print()
     print("| k_t | alpha_t | sim (s.e.) | leading | corrected (two-node quadrature) | "
-          "closure, own-task averages by Monte Carlo (s.e.) | closure, spikes explicit (prototype) |")
-    print("|---|---|---|---|---|---|---|")
+          "closure, own-task averages by Monte Carlo (s.e.) | spikes explicit (prototype), lambda sampled | "
+          f"the same, lambda by {args.lambda_nodes} Gauss nodes |")
+    print("|---|---|---|---|---|---|---|---|")
     for steps in args.steps:
         for i, a in enumerate(ALPHAS):
             e, se = simulated_error(a, steps, args.runs, seed=100 * steps + i)
@@ -182,11 +213,13 @@ def main() -> None:
             ref, ref_se = loss(e, a, steps), loss(e + se, a, steps) - loss(e, a, steps)
             mc, mc_se = loss(c * eta, a, steps), loss((c + cse) * eta, a, steps) - loss(c * eta, a, steps)
             spike = loss(spike_closure(a, steps, lam_w) * eta_spike, a, steps)
+            gauss = loss(spike_closure(a, steps, *nodes) * eta_gauss, a, steps)
             cells = []
             for value in (library("leading", steps, a), library("corrected", steps, a)):
                 cells.append("refused" if value is None else f"{(value / ref - 1) * 100:+.2f}%")
             print(f"| {steps} | {a:+.1f} | {ref:.5f} ({ref_se:.5f}) | {cells[0]} | {cells[1]} | "
-                  f"{(mc / ref - 1) * 100:+.2f}% ({mc_se / ref * 100:.2f}%) | {(spike / ref - 1) * 100:+.2f}% |", flush=True)
+                  f"{(mc / ref - 1) * 100:+.2f}% ({mc_se / ref * 100:.2f}%) | {(spike / ref - 1) * 100:+.2f}% | "
+                  f"{(gauss / ref - 1) * 100:+.2f}% |", flush=True)
 
 
 if __name__ == "__main__":
