@@ -25,9 +25,10 @@ import sympy as sp
 from scipy.integrate import quad
 
 from symmaml.maml.corrected import spectral_moments_b
+from symmaml.maml.paper import FIGURE_2
 from symmaml.symbols import alpha_t, m, n_t, n_v, p
 
-P, M_, T, V = 60, 3, 30, 2          # Figure 2
+P, M_, T, V = (FIGURE_2[k] for k in ("p", "m", "n_t", "n_v"))
 R = P - M_ * V + V                   # rank of Q
 POINTS = ((1, 0.5), (2, 0.5), (3, 0.3), (3, 0.5), (3, -0.5))
 S_GRID = np.concatenate([[0.0], np.geomspace(1e-7, 1e4, 3000)])

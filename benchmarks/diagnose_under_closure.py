@@ -36,8 +36,9 @@ from scipy.optimize import brentq
 from symmaml import sim
 from symmaml.maml import Model, average_test_loss
 from symmaml.maml.loss import NotDerived
+from symmaml.maml.paper import FIGURE_3
 
-FIG3 = dict(p=30, m=40, n_t=5, n_v=25, n_r=10, alpha_r=0.2, sigma=1.0, nu=1.0)
+FIG3 = {**FIGURE_3, "alpha_r": 0.2}
 ALPHAS = (-0.3, -0.1, 0.1, 0.2, 0.3)
 BATCHES = 10
 

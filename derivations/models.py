@@ -122,10 +122,6 @@ def _write_csv(path: Path, header, rows) -> None:
             w.writerow([x if isinstance(x, str) else _fmt(x) for x in r])
 
 
-def _save(fig, stem: Path) -> None:
-    save(fig, stem.with_suffix(".png"))
-
-
 def _plt():
     import matplotlib
 
@@ -193,7 +189,7 @@ def learning_curves(out: Path) -> dict:
         ax.set_title(f"{FIGURE_NAMES[name]}: " + parameters_text({**fixed, "alpha_r": ALPHA_R}), fontsize=7)
         ax.legend(fontsize=6, frameon=False, ncol=2)
         fig.tight_layout()
-        _save(fig, out / f"models_loss_vs_alpha_t_{name}")
+        save(fig, out / f"models_loss_vs_alpha_t_{name}.png")
         plt.close(fig)
         _write_csv(out / f"models_loss_vs_alpha_t_{name}.csv",
                    ["k_t", "alpha_t", "theory_leading", "theory_corrected", "sim_mean", "sim_stderr"], rows)
@@ -236,7 +232,7 @@ def optimal_vs_steps(out: Path) -> list:
         ax.set_title(f"{FIGURE_NAMES[name]} ({SETTINGS[name][0]}parameterised)", fontsize=8)
         ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
-    _save(fig, out / "models_optimal_alpha_t_vs_kt")
+    save(fig, out / "models_optimal_alpha_t_vs_kt.png")
     plt.close(fig)
     return rows
 
@@ -270,7 +266,7 @@ def optimal_vs_spread(out: Path) -> list:
         ax.set_ylabel(r"optimal $\alpha_t$ (leading order)")
         ax.set_title(f"{FIGURE_NAMES[name]} ({SETTINGS[name][0]}parameterised)", fontsize=8)
     fig.tight_layout()
-    _save(fig, out / "models_optimal_alpha_t_vs_spread")
+    save(fig, out / "models_optimal_alpha_t_vs_spread.png")
     plt.close(fig)
     return rows
 

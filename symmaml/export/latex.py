@@ -665,7 +665,7 @@ def _appendix(lay) -> list[str]:
                      if e.in_markdown else
                      rf"and with {e.terms:,} terms written out it is not given in the Markdown version either: "
                      rf"the engine's expression is in step {e.step} of the result's derivation "
-                     r"(Python: \texttt{r.derivation.steps[%d]})." % (e.step - 1))
+                     rf"(Python: \texttt{{r.derivation.steps[{e.step - 1}]}}).")
             out.append(_wrap_source(
                 rf"\par\noindent ({e.label}) From Step {e.step}: ${name}$ is {text_latex(e.summary)}; too long "
                 "to print here, " + where))

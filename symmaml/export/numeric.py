@@ -814,19 +814,10 @@ class NumericFunction:
     def _specialised(self, arrays: tuple, dkey: tuple = ()):
         fn = self._cache.get((arrays, dkey))
         if fn is None:
-            expr, defs, used = self._form(dkey)
-            syms = frozenset(s for s in used if s.name in arrays)
-            array_args = [s for s in used if s in syms]
-            scalar_args = [s for s in used if s not in syms]
+            expr, defs, syms, array_args, scalar_args = self._array_pattern(arrays, dkey)
 
             def build():
-                # a definition is an array if it depends on one; the others are computed once, in floats
-                array_syms, scalar_defs = set(syms), []
-                for sym, value in defs:
-                    if value.free_symbols & array_syms:
-                        array_syms.add(sym)
-                    else:
-                        scalar_defs.append((sym, value))
+                array_syms, scalar_defs = self._array_definitions(defs, syms)
                 spec, array_defs, body = self._specialise(expr, defs, array_syms)
                 placeholders = [spec.index[c] for c in spec.coeffs]
                 return [(scalar_args, spec.coeffs, "special-math", self._cse_with(scalar_defs)) if spec.coeffs else None,
@@ -838,6 +829,25 @@ class NumericFunction:
             fn = (coeff_fn, body_fn, [s.name for s in array_args], [s.name for s in scalar_args], key)
             self._cache[(arrays, dkey)] = fn
         return fn
+
+    def _array_pattern(self, arrays: tuple, dkey: tuple):
+        """``(expr, defs, array symbols, array arguments, scalar arguments)`` for the arguments named
+        in ``arrays`` being arrays (arguments in the order the expression uses them)."""
+        expr, defs, used = self._form(dkey)
+        syms = frozenset(s for s in used if s.name in arrays)
+        return expr, defs, syms, [s for s in used if s in syms], [s for s in used if s not in syms]
+
+    @staticmethod
+    def _array_definitions(defs, syms: frozenset) -> tuple[set, list]:
+        """The definitions that are arrays (a definition is one if it depends on one), and the others,
+        which are computed once, in floats."""
+        array_syms, scalar_defs = set(syms), []
+        for sym, value in defs:
+            if value.free_symbols & array_syms:
+                array_syms.add(sym)
+            else:
+                scalar_defs.append((sym, value))
+        return array_syms, scalar_defs
 
     @staticmethod
     def _specialise(expr, defs, array_syms: set):
@@ -852,15 +862,10 @@ class NumericFunction:
         cached = self._cache.get(("rational", arrays, dkey), False)
         if cached is not False:
             return cached
-        expr, defs, used = self._form(dkey)
-        syms = frozenset(s for s in used if s.name in arrays)
-        array_args = [s for s in used if s in syms]
+        expr, defs, syms, array_args, _ = self._array_pattern(arrays, dkey)
 
         def build():
-            array_syms = set(syms)
-            for sym, value in defs:
-                if value.free_symbols & array_syms:
-                    array_syms.add(sym)
+            array_syms, _ = self._array_definitions(defs, syms)
             spec, array_defs, body = self._specialise(expr, defs, array_syms)
             arrays_ = frozenset(array_syms)
             rational = (len(array_args) == 1 and _rational_in(body, arrays_)
