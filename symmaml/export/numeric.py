@@ -22,9 +22,10 @@ the operation-by-operation evaluation (:data:`RATIONAL_RTOL`).  The nonlinear ke
 thousands of operations per rate, thus evaluates 10^6 rates in tens of milliseconds.
 
 Special functions.  An expression may contain the functions of :mod:`symmaml.special` (a
-one-dimensional integral left unevaluated by a derivation); each backend evaluates them with the
-implementation :mod:`symmaml.special` registers for it (a vectorised fixed-node quadrature for
-NumPy and floats, ``mpmath.quad`` for mpmath).  JAX has none, and says so.
+one-dimensional integral left unevaluated by a derivation) and of :mod:`symmaml.rmt.wishart_quadrature`
+(averages over a Wishart eigenvalue, and a root defined by one); each backend evaluates them with the
+implementation the module registers for it (vectorised fixed-node quadratures for NumPy and floats,
+mpmath versions for mpmath).  JAX has none, and says so.
 """
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ import sympy as sp
 from sympy.core.sorting import default_sort_key
 
 from .. import cache, special
+from ..rmt import wishart_quadrature
 from ..derivation import Condition
 from ..symbols import LINEAR, ParameterSet, m, n_v, p
 from .rational import Rational
@@ -238,12 +240,16 @@ _EXPAND_LIMIT = 400
 _MODULES = {
     "math": lambda: ["math"],
     "numpy": lambda: ["numpy"],
-    "special-math": lambda: [special.MATH, "math"],
-    "special-numpy": lambda: [special.NUMPY, "numpy"],
-    "special-mpmath": lambda: [special.MPMATH, "mpmath"],
+    "special-math": lambda: [_SPECIAL["math"], "math"],
+    "special-numpy": lambda: [_SPECIAL["numpy"], "numpy"],
+    "special-mpmath": lambda: [_SPECIAL["mpmath"], "mpmath"],
     "jax": lambda: "jax",
 }
 _NAMESPACES: dict = {}
+#: the special functions' implementations by backend: SpectralIntegral (symmaml.special) and the Wishart
+#: resolvent averages (symmaml.rmt.wishart_quadrature)
+_SPECIAL = {"math": {**special.MATH, **wishart_quadrature.MATH}, "numpy": {**special.NUMPY, **wishart_quadrature.NUMPY},
+            "mpmath": {**special.MPMATH, **wishart_quadrature.MPMATH}}
 
 
 def _namespace(modules: str) -> dict:
@@ -261,7 +267,7 @@ def _namespace(modules: str) -> dict:
             base = modules.split("-")[-1]
             ns = {base: importlib.import_module(base)}
             if modules.startswith("special-"):
-                ns.update({"math": special.MATH, "numpy": special.NUMPY, "mpmath": special.MPMATH}[base])
+                ns.update(_SPECIAL[base])
         _NAMESPACES[modules] = ns
     return ns
 
@@ -971,7 +977,7 @@ class NumericFunction:
         if dkey not in self._jax:
             expr, defs, used = self._form(dkey)
             quadratures = sorted({f.func.__name__ for e in (expr, *(v for _, v in defs))
-                                  for f in e.atoms(sp.Function) if f.func.__name__ in special.NUMPY})
+                                  for f in e.atoms(sp.Function) if f.func.__name__ in _SPECIAL["numpy"]})
             if quadratures:
                 raise ValueError(f"{self.name}: the 'jax' backend cannot evaluate {', '.join(quadratures)} "
                                  "(a numerical quadrature); use the 'numpy' or 'mpmath' backend")

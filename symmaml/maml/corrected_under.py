@@ -34,23 +34,10 @@ Derivation (see :func:`derive_under_corrected`):
    assumption wears off as |alpha_t| p/n_t grows: at 2, anchored is 1.1-2.2% above simulation
    while the closure alone is 0.8-1.1% below (leading 7.5-10% below).
 
-Several inner steps (k_t = 2, 3; ``Model(inner_steps=k)``): the same construction with
-``Z_1 = X_v A^{k_t}``, ``L = X_v A^{2k_t} X_v^T`` and ``C_1 = sigma^2 I + X_v M X_v^T``, M the polynomial
-in A of :func:`~.corrected.noise_weight` (checked against the engine's C_1).  The query inputs are
-contracted with A fixed (engine), then each product of traces of powers of A is averaged by the
-binomial expansion and the Wishart trace moments of W (engine, degree up to 10 k_t: 30 at k_t = 3),
-in a polynomial ring over the integers (``s = alpha_t/n_t``).  At alpha_t = 0, A = I, so the anchor is
-the same exact result.  The moments are stated by powers of alpha_t, n_v, sigma and nu with expanded
-coefficients (factoring them would take minutes).  Accuracy at Figure 3 (measured, README): the
-two-node quadrature is built from moments of degree up to 16 k_t in A, which the rare large
-eigenvalues of W dominate once |alpha_t| p/n_t is of order 1; the domain check refuses some such
-points (k_t = 3, alpha_t = 0.3) but not all (k_t = 3, alpha_t = 0.2: 3.6% low, a false minimum).  So
-:func:`~.loss.average_test_loss` refuses k_t >= 3 (``loss.UNDER_STEPS_REFUSED``); this function still
-derives k_t = 3, for study.  The quadrature is the one approximation that fails: with the own task's
-averages S_1, S_2, F taken by Monte Carlo instead, the same closure and anchoring are within 0.32% of
-simulation at Figure 3 for k_t = 2, 3 and |alpha_t| <= 0.3 (``benchmarks/diagnose_under_closure.py``);
-a prototype with the inner step's large directions explicit (a deterministic equivalent, one average
-over a support eigenvalue left) is within 0.19% there: the lead for replacing the quadrature.
+Several inner steps (k_t = 2, 3) have their own construction, :mod:`.corrected_under_steps`: with
+``L = X_v A^{2 k_t} X_v^T`` the moments this quadrature is built from are dominated by the rare large eigenvalues
+of ``A^{k_t}`` (degree up to 16 k_t in A), and a quadrature built that way was measured 1.7% low at Figure 3,
+k_t = 2, alpha_t = 0.3 (README); the other construction keeps the inner step's directions explicit.
 
 The result is algebraic (one square root, from the quadratic for r; another at alpha_t = 0).
 It is stated with named intermediate quantities (the moments, the Pade coefficients, r, r_2, the
@@ -59,19 +46,14 @@ same at alpha_t = 0, and eta); ``Result.expr`` is written in them.
 from __future__ import annotations
 
 from functools import lru_cache
-from math import comb
 
 import sympy as sp
-from sympy.polys.domains import ZZ
-from sympy.polys.rings import ring
 
 from ..algebra import factor
 from ..derivation import Derivation, Rule
 from ..rmt import expect, expectation
-from ..rmt.wishart import wishart_trace_moment_poly
 from ..symbols import alpha_t, m, n_t, n_v, nu, p, sigma
-from .corrected import (INNER_STEP_MOMENTS, NOISE_COVARIANCE, NOISE_COVARIANCE_STEPS, check_noise_covariance,
-                        noise_weight, tr_a_moment)
+from .corrected import INNER_STEP_MOMENTS, NOISE_COVARIANCE, tr_a_moment
 from .exact import under_exact_error
 from .leading import _finish, order_text, title, under_error_decomposition
 from .model import PAPER, Model
@@ -196,17 +178,13 @@ def _by_trace_powers(expr) -> dict:
 
 
 @lru_cache(maxsize=None)
-def _own_task_traces(steps: int = 1) -> tuple[tuple, tuple]:
+def _own_task_traces() -> tuple[tuple, tuple]:
     """``(E_X tr L^k, E_X tr(C L^k))`` for k = 1..K averaged over the query inputs only: polynomials in
-    traces of powers of the fixed inner-step matrix A.  ``L = X_v A^{2 k_t} X_v^T`` (``k_t = steps``)."""
+    traces of powers of the fixed inner-step matrix A.  ``L = X_v A^2 X_v^T``."""
     X = TASK.X_v
     I = sp.Identity(p)
-    if steps == 1:
-        L = X * _A * _A * X.T
-        M = alpha_t * sigma**2 / n_t * (I - _A) + nu**2 / p * _A * _A
-    else:  # M from noise_weight (checked against the engine's C_1 by check_noise_covariance)
-        L = X * _A**(2 * steps) * X.T
-        M = sp.MatAdd(*(c * (I if j == 0 else _A**j) for j, c in sorted(noise_weight(Model(inner_steps=steps)).items())))
+    L = X * _A * _A * X.T
+    M = alpha_t * sigma**2 / n_t * (I - _A) + nu**2 / p * _A * _A
     XMX = X * M * X.T
     plain, weighted = [], []
     for k in range(1, K + 1):
@@ -218,77 +196,11 @@ def _own_task_traces(steps: int = 1) -> tuple[tuple, tuple]:
 
 
 @lru_cache(maxsize=None)
-def own_task_moments(steps: int = 1) -> tuple[tuple, tuple]:
+def own_task_moments() -> tuple[tuple, tuple]:
     """``(E tr L^k, E tr(C L^k))`` for k = 1..K: exact polynomials in the parameters (``Poly`` in
-    ``(alpha_t, 1/n_t, n_t, n_v, p, 1/p, sigma, nu)``).  ``steps`` inner steps: ``L = X_v A^{2 steps} X_v^T``.
-
-    One inner step: the average over A by :func:`tr_a_moment`.  Several: the same binomial expansion
-    and Wishart trace moments (engine, exact), in integer polynomial arithmetic (:func:`_a_average_steps`),
-    since the moments are of degree up to ``10 steps`` in the support Gram matrix."""
-    plain, weighted = _own_task_traces(steps)
-    average = _a_average if steps == 1 else _a_average_steps
-    return tuple(average(x) for x in plain), tuple(average(x) for x in weighted)
-
-
-# -- several inner steps: the average over A in a polynomial ring over the integers ---------------
-# s = alpha_t/n_t (A = I - s W), ip = 1/p: every moment is a polynomial in these generators
-_S, _IP = sp.Symbol("_s"), sp.Symbol("_ip")
-_RING, *_ = ring([_S, n_t, n_v, p, _IP, sigma, nu], ZZ)
-_NG = len(_RING.symbols)
-
-
-@lru_cache(maxsize=None)
-def _wishart_ring(ks: tuple):
-    """``E prod_j tr W^{k_j}``, W ~ Wishart_p(n_t, I), as an element of the ring (engine, exact)."""
-    poly = wishart_trace_moment_poly(ks, n_t, p)
-    index = [_RING.symbols.index(g) for g in poly.gens]
-    terms = {}
-    for monom, coeff in poly.terms():
-        e = [0] * _NG
-        for i, x in zip(index, monom):
-            e[i] = x
-        terms[tuple(e)] = int(coeff)
-    return _RING.from_dict(terms)
-
-
-@lru_cache(maxsize=None)
-def _a_moment_ring(ks: tuple):
-    """``E prod_j tr A^{k_j}`` for A = I - s W: ``prod_j sum_l binom(k_j, l) (-s)^l tr W^l`` (tr W^0 = p),
-    grouped by the multiset of nonzero l (each Wishart moment multiplied in once)."""
-    grouped: dict = {}
-
-    def rec(j, coef, zeros, powers):
-        if j == len(ks):
-            key = (tuple(sorted(powers, reverse=True)), zeros)
-            grouped[key] = grouped.get(key, 0) + coef
-            return
-        for l in range(ks[j] + 1):
-            rec(j + 1, coef * comb(ks[j], l), zeros + (l == 0), powers + ([l] if l else []))
-
-    rec(0, 1, 0, [])
-    total = _RING.zero
-    for (key, zeros), coef in sorted(grouped.items()):
-        monom = [0] * _NG
-        monom[0], monom[3] = sum(key), zeros  # (-s)^{sum l} p^{zeros}
-        moment = _wishart_ring(key) if key else _RING.one
-        total += moment.mul_monom(tuple(monom)) * (coef if sum(key) % 2 == 0 else -coef)
-    return total
-
-
-def _a_average_steps(expr) -> sp.Poly:
-    """As :func:`_a_average`, for any powers of A (several inner steps), in the ring; returned as a
-    ``Poly`` in ``_GENS`` (Laurent monomials in n_t and p merged: one canonical form)."""
-    grouped = _by_trace_powers(sp.expand(expr))
-    total = _RING.zero
-    for key in sorted(grouped):
-        c = _RING(sp.expand(sp.expand(grouped[key]).subs(alpha_t, _S * n_t)).xreplace({1 / p: _IP}))
-        total += c * (_a_moment_ring(key) if key else _RING.one)
-    out: dict = {}
-    for (es, ent, env, ep, eip, esig, enu), coeff in total.items():  # s = alpha_t / n_t, ip = 1/p
-        nt, pp = ent - es, ep - eip
-        monom = (es, max(-nt, 0), max(nt, 0), env, max(pp, 0), max(-pp, 0), esig, enu)
-        out[monom] = out.get(monom, 0) + int(coeff)
-    return sp.Poly.from_dict({k: v for k, v in out.items() if v}, *_GENS, domain=ZZ)
+    ``(alpha_t, 1/n_t, n_t, n_v, p, 1/p, sigma, nu)``), the average over A by :func:`tr_a_moment`."""
+    plain, weighted = _own_task_traces()
+    return tuple(_a_average(x) for x in plain), tuple(_a_average(x) for x in weighted)
 
 
 def _a_degree(word) -> int:
@@ -329,40 +241,6 @@ def _by_powers(poly: sp.Poly) -> sp.Expr:
     return sp.Add(*(factor(sp.Add(*terms)) * alpha_t**k for k, terms in sorted(by_power.items())))
 
 
-def _by_powers_expanded(poly: sp.Poly) -> sp.Expr:
-    """A polynomial by powers of alpha_t, then of n_v, sigma and nu, each innermost coefficient an
-    expanded sum in n_t and p (built from the terms: no tree expansion, no factoring).
-
-    Nested so that no sum is long: Python cannot compile a flat sum of more than a few thousand terms
-    (the k_t = 3 moments have up to about 56,000)."""
-    groups: dict = {}
-    for monom, coeff in poly.terms():
-        a, inv_nt, nt, nv, pp, inv_p, sg, nn = monom
-        groups.setdefault(a, {}).setdefault(nv, {}).setdefault((sg, nn), []).append(
-            _term(int(coeff), nt - inv_nt, pp - inv_p))
-    # the innermost sums are of distinct monomials (a Poly's terms): built unevaluated, nothing to collect
-    return sp.Add(*(alpha_t**a * sp.Add(*(n_v**b * sp.Add(*(sigma**c * nu**e * sp.Add(*inner, evaluate=False)
-                                                             for (c, e), inner in sorted(by_sn.items())))
-                                          for b, by_sn in sorted(by_nv.items())))
-                    for a, by_nv in sorted(groups.items())))
-
-
-@lru_cache(maxsize=None)
-def _size_monomial(e_nt: int, e_p: int) -> sp.Expr:
-    return n_t**e_nt * p**e_p
-
-
-def _term(coeff: int, e_nt: int, e_p: int) -> sp.Expr:
-    """``coeff n_t^e_nt p^e_p``: the monomial is built (and cached) once, and multiplied by an integer,
-    which SymPy does without the assumption queries of a general product."""
-    mono = _size_monomial(e_nt, e_p)
-    if coeff == 1:
-        return mono
-    if mono == 1:
-        return sp.Integer(coeff)
-    return sp.Mul._from_args((sp.Integer(coeff),) + (mono.args if mono.is_Mul else (mono,)))
-
-
 def _check_noise_covariance() -> None:
     """The engine's C_1 equals sigma^2 I + X_v M X_v^T with M as stated by NOISE_COVARIANCE."""
     c1 = task_noise_covariance()
@@ -393,31 +271,23 @@ def under_corrected_error(d: Derivation, model: Model = PAPER) -> tuple[sp.Expr,
     """The noise part E|omega* - w0|^2 (underparameterised), corrected for finite size.
 
     Returns ``(m r_2 F, definitions)``: the error in named quantities, and their definitions in
-    dependency order (exact moments, quadrature coefficients, r, r_2, F).  With ``k_t`` inner steps
-    (``model.inner_steps``) ``Z_1 = X_v A^{k_t}``, ``L = X_v A^{2k_t} X_v^T`` and ``M`` from
-    :func:`~.corrected.noise_weight`; the construction is otherwise the same.
+    dependency order (exact moments, quadrature coefficients, r, r_2, F).  One inner step (several:
+    :mod:`.corrected_under_steps`).
     """
-    k = model.inner_steps
+    if model.inner_steps != 1:
+        raise ValueError("this construction is for one inner step (several: symmaml.maml.corrected_under_steps)")
     d.add(LEAVE_ONE_TASK_OUT_UNDER, expect(sp.Symbol(r"\lVert\omega^\star - w_0\rVert^2")),
           m * expect(sp.Symbol(r"\operatorname{tr}\,C(I+T)^{-1}ZR^2Z^{\top}(I+T)^{-1}")),
           note=r"$C$ is block diagonal, so only task $i$'s own block of $Z_iS^{-2}Z_i^{\top}$ enters; tasks are exchangeable")
-    if k == 1:
-        _check_noise_covariance()
-        d.add(NOISE_COVARIANCE, sp.Symbol("C_1"), sp.Symbol(r"\sigma^2I + X_vMX_v^{\top}"),
-              note=r"$M = \tfrac{\alpha_t\sigma^2}{n_t}(I - A) + \tfrac{\nu^2}{p}A^2$; checked against the engine's $C_1$")
-    else:
-        check_noise_covariance(model)
-        m_poly = noise_weight(model)
-        d.add(NOISE_COVARIANCE_STEPS, sp.Symbol("C_1"), sp.Symbol(r"\sigma^2I + X_vMX_v^{\top}"),
-              note=(rf"$k_t = {k}$: $M = {sp.latex(sp.Add(*(c * sp.Symbol('A')**j for j, c in sorted(m_poly.items()))))}$; "
-                    r"checked against the engine's $C_1$"))
+    _check_noise_covariance()
+    d.add(NOISE_COVARIANCE, sp.Symbol("C_1"), sp.Symbol(r"\sigma^2I + X_vMX_v^{\top}"),
+          note=r"$M = \tfrac{\alpha_t\sigma^2}{n_t}(I - A) + \tfrac{\nu^2}{p}A^2$; checked against the engine's $C_1$")
     d.add(OTHER_TASKS_ISOTROPIC, sp.Symbol(r"T"), sp.Symbol(r"rL"),
-          note=(r"$L = Z_1Z_1^{\top} = X_vA^2X_v^{\top}$; and $ZR^2Z^{\top} \to r_2L$" if k == 1 else
-                rf"$L = Z_1Z_1^{{\top}} = X_vA^{{{2 * k}}}X_v^{{\top}}$ ($Z_1 = X_vA^{{{k}}}$); and $ZR^2Z^{{\top}} \to r_2L$"))
+          note=r"$L = Z_1Z_1^{\top} = X_vA^2X_v^{\top}$; and $ZR^2Z^{\top} \to r_2L$")
     d.add(SPECTRAL_FORM, expect(sp.Symbol(r"\operatorname{tr}\,L(I+rL)^{-1}")), sp.Symbol(r"\int\frac{d\rho(\lambda)}{1+r\lambda}"),
           note=r"$\rho$ has moments $\mu_j = \mathbb{E}\operatorname{tr}L^{j+1}$; the $C$-weighted measure has moments $\kappa_j = \mathbb{E}\operatorname{tr}CL^{j+1}$")
-    plain, weighted = own_task_moments(k)
-    traces_plain, traces_weighted = _own_task_traces(k)
+    plain, weighted = own_task_moments()
+    traces_plain, traces_weighted = _own_task_traces()
     mu = sp.symbols(r"\mu_0:4")
     kappa = sp.symbols(r"\kappa_0:4")
     define = d.define
@@ -432,15 +302,10 @@ def under_corrected_error(d: Derivation, model: Model = PAPER) -> tuple[sp.Expr,
         d.add(WICK, expect(sp.Trace(C * L**(j + 1))), expect(_in_traces(traces_weighted[j])), lhs=kappa[j])
     note = (r"$\mathbb{E}\prod_j\operatorname{tr}A^{k_j}$ for $A = I - \tfrac{\alpha_t}{n_t}W$ by the binomial "
             r"expansion and the Wishart trace moments of $W$; by powers of $\alpha_t$")
-    # one step: each coefficient factored; several: expanded (factoring polynomials of degree up to
-    # 10 k_t would take minutes)
-    by_powers = _by_powers if k == 1 else _by_powers_expanded
-    if k > 1:
-        note += rf" (Wishart moments up to degree {10 * k}; coefficients expanded)"
+    for j in range(K):  # each coefficient factored
+        define(mu[j], _by_powers(plain[j]), INNER_STEP_MOMENTS, note if j == 0 else "")
     for j in range(K):
-        define(mu[j], by_powers(plain[j]), INNER_STEP_MOMENTS, note if j == 0 else "")
-    for j in range(K):
-        define(kappa[j], by_powers(weighted[j]), INNER_STEP_MOMENTS)
+        define(kappa[j], _by_powers(weighted[j]), INNER_STEP_MOMENTS)
     r, r2, F = sp.Symbol("r"), sp.Symbol("r_2"), sp.Symbol("F")
     b, c = sp.symbols("b c")
     bk, ck = sp.Symbol(r"b_\kappa"), sp.Symbol(r"c_\kappa")
@@ -473,16 +338,9 @@ def under_corrected_error(d: Derivation, model: Model = PAPER) -> tuple[sp.Expr,
     # it is known exactly (alpha_t = 0).  The closure at alpha_t = 0: every definition again,
     # at alpha_t = 0, under the name X^{(0)}
     at_zero = {}
-    # several steps: the moments at alpha_t = 0 read off their polynomials (their alpha_t^0 terms), not by
-    # substituting into trees of tens of thousands of terms
-    moments_at_zero = {} if k == 1 else {
-        sym: _by_powers_expanded(sp.Poly.from_dict({mo: c for mo, c in poly.terms() if mo[0] == 0} or {(0,) * len(_GENS): 0},
-                                                   *_GENS, domain=ZZ))
-        for sym, poly in zip(mu + kappa, plain + weighted)}
     for j, (sym, value) in enumerate(list(d.definitions)):
         sym0 = sp.Symbol(sym.name + "^{(0)}")
-        value0 = moments_at_zero[sym] if sym in moments_at_zero else value.subs(alpha_t, 0)
-        define(sym0, value0.xreplace(at_zero), ANCHOR_AT_EXACT,
+        define(sym0, value.subs(alpha_t, 0).xreplace(at_zero), ANCHOR_AT_EXACT,
                note=(r"the closure's quantities at $\alpha_t = 0$ (superscript $(0)$), in the same order"
                      if j == 0 else ""))
         at_zero[sym] = sym0
@@ -505,16 +363,12 @@ def under_corrected_error(d: Derivation, model: Model = PAPER) -> tuple[sp.Expr,
     return error, tuple(d.definitions)
 
 
-MAX_STEPS = 3
-"""Inner steps derived: the own task's moments are Wishart moments of degree up to 10 k_t (k_t = 3: 30)."""
-
-
 def derive_under_corrected(model: Model = PAPER) -> tuple[sp.Expr, Derivation, tuple, str]:
-    """Up to three inner steps, isotropic inputs; any number of adaptation steps (the exact meta-test
-    average)."""
-    if model.inner_steps > MAX_STEPS or model.anisotropic:
-        raise ValueError(f"the underparameterised corrected order is derived for at most {MAX_STEPS} inner steps "
-                         "and isotropic inputs")
+    """One inner step, isotropic inputs; any number of adaptation steps (the exact meta-test average).
+    Several inner steps: :func:`~.corrected_under_steps.derive_under_corrected_steps`."""
+    if model.inner_steps != 1 or model.anisotropic:
+        raise ValueError("this construction is derived for one inner step and isotropic inputs "
+                         "(several: symmaml.maml.corrected_under_steps)")
     d = Derivation(
         title("Average test loss of one-step MAML, underparameterised regime, finite-size corrected", model),
         order=order_text("corrected (exact leave-one-task-out identities; other tasks isotropic; two-node Gauss "
