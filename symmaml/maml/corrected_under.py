@@ -267,6 +267,19 @@ def _quadrature(mu, r, b, c):
     return (m1 * m2 - m0 * m3) / delta, (m1 * m3 - m2**2) / delta, s1, s2
 
 
+def closure_at_zero(d: Derivation, note: str, exact_note: str) -> tuple[dict, sp.Symbol]:
+    """Every definition of ``d`` again at alpha_t = 0, under the name ``X^{(0)}``, then the exact alpha_t = 0
+    result ``E^{(0)}`` (what the anchoring divides by): returns ``({X: X^{(0)}}, E^{(0)})``."""
+    at_zero = {}
+    for j, (sym, value) in enumerate(list(d.definitions)):
+        sym0 = sp.Symbol(sym.name + "^{(0)}")
+        d.define(sym0, value.subs(alpha_t, 0).xreplace(at_zero), ANCHOR_AT_EXACT, note=note if j == 0 else "")
+        at_zero[sym] = sym0
+    exact0 = d.define(sp.Symbol(r"\mathcal{E}^{(0)}"), under_exact_error(), ANCHOR_AT_EXACT,
+                      note=r"$\mathbb{E}\lVert\omega^\star - w_0\rVert^2$ at $\alpha_t = 0$, exactly " + exact_note)
+    return at_zero, exact0
+
+
 def under_corrected_error(d: Derivation, model: Model = PAPER) -> tuple[sp.Expr, tuple]:
     """The noise part E|omega* - w0|^2 (underparameterised), corrected for finite size.
 
@@ -337,16 +350,9 @@ def under_corrected_error(d: Derivation, model: Model = PAPER) -> tuple[sp.Expr,
     # anchoring: the closure's relative error is taken independent of alpha_t and removed where
     # it is known exactly (alpha_t = 0).  The closure at alpha_t = 0: every definition again,
     # at alpha_t = 0, under the name X^{(0)}
-    at_zero = {}
-    for j, (sym, value) in enumerate(list(d.definitions)):
-        sym0 = sp.Symbol(sym.name + "^{(0)}")
-        define(sym0, value.subs(alpha_t, 0).xreplace(at_zero), ANCHOR_AT_EXACT,
-               note=(r"the closure's quantities at $\alpha_t = 0$ (superscript $(0)$), in the same order"
-                     if j == 0 else ""))
-        at_zero[sym] = sym0
-    exact0 = define(sp.Symbol(r"\mathcal{E}^{(0)}"), under_exact_error(), ANCHOR_AT_EXACT,
-                    note=(r"$\mathbb{E}\lVert\omega^\star - w_0\rVert^2$ at $\alpha_t = 0$, exactly (inverse-Wishart "
-                          r"mean and Haar fourth moments: the underparameterised exact result)"))
+    at_zero, exact0 = closure_at_zero(
+        d, r"the closure's quantities at $\alpha_t = 0$ (superscript $(0)$), in the same order",
+        r"(inverse-Wishart mean and Haar fourth moments: the underparameterised exact result)")
     eta = sp.Symbol(r"\eta")
     # trusted while x = r m mu_0/p is at most R_MAX or at most R_ANCHOR times its alpha_t = 0 value
     # (see R_MAX); sigma = nu = 0: F = F^(0) = 0, any eta

@@ -42,8 +42,8 @@ from ..rmt import expect
 from ..rmt.wishart_quadrature import WishartResolventMean, WishartResolventRoot
 from ..symbols import alpha_t, m, n_t, n_v, nu, p, sigma
 from .corrected import NOISE_COVARIANCE_STEPS, check_noise_covariance, noise_weight
-from .corrected_under import ANCHOR_AT_EXACT, LEAVE_ONE_TASK_OUT_UNDER, OTHER_TASKS_ISOTROPIC, SELF_CONSISTENCY
-from .exact import under_exact_error
+from .corrected_under import (ANCHOR_AT_EXACT, LEAVE_ONE_TASK_OUT_UNDER, OTHER_TASKS_ISOTROPIC, SELF_CONSISTENCY,
+                              closure_at_zero)
 from .leading import _finish, order_text, title, under_error_decomposition
 from .meta_training import linearise, record_conditional
 from .model import Model
@@ -186,16 +186,9 @@ def under_steps_error(d: Derivation, model: Model) -> tuple[sp.Expr, tuple]:
     closure = m * r2 * F
     d.add(OTHER_TASKS_ISOTROPIC, expect(sp.Symbol(r"\lVert\omega^\star - w_0\rVert^2")), closure,
           note="the closure, before anchoring")
-    at_zero = {}
-    for j, (sym, value) in enumerate(list(d.definitions)):
-        sym0 = sp.Symbol(sym.name + "^{(0)}")
-        define(sym0, value.subs(alpha_t, 0).xreplace(at_zero), ANCHOR_AT_EXACT,
-               note=(r"the closure's quantities at $\alpha_t = 0$ (superscript $(0)$; the averages over $\lambda$ "
-                     r"are in closed form there, $a = 1$)" if j == 0 else ""))
-        at_zero[sym] = sym0
-    exact0 = define(sp.Symbol(r"\mathcal{E}^{(0)}"), under_exact_error(), ANCHOR_AT_EXACT,
-                    note=(r"$\mathbb{E}\lVert\omega^\star - w_0\rVert^2$ at $\alpha_t = 0$, exactly (the underparameterised "
-                          r"exact result)"))
+    at_zero, exact0 = closure_at_zero(
+        d, (r"the closure's quantities at $\alpha_t = 0$ (superscript $(0)$; the averages over $\lambda$ "
+            r"are in closed form there, $a = 1$)"), "(the underparameterised exact result)")
     eta = sp.Symbol(r"\eta")
     define(eta, sp.Piecewise((1, sp.Eq(sigma**2 + nu**2, 0)), (exact0 / (m * at_zero[r2] * at_zero[F]), True)),
            ANCHOR_AT_EXACT, note=r"the exact result at $\alpha_t = 0$ over the closure there; 1 when $\sigma = \nu = 0$ (then $F = 0$)")
