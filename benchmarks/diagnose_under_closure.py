@@ -104,26 +104,12 @@ def support_eigenvalues(samples: int, seed: int) -> np.ndarray:
 
 
 def support_quadrature(nodes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Gauss quadrature (nodes, weights summing to 1) of the mean spectral measure of the non-zero
-    eigenvalues of X_t^T X_t, from its exact moments ``E tr W^j/min(n_t, p)``, ``j < 2 nodes`` (the engine's
-    Wishart moments; Golub-Welsch at 80 digits)."""
-    import mpmath as mp
+    """Gauss rule (nodes, weights summing to 1) of the mean law of the non-zero eigenvalues of X_t^T X_t, from
+    its exact moments: the library's (:func:`symmaml.rmt.wishart_quadrature.gauss_rule`), as floats."""
+    from symmaml.rmt.wishart_quadrature import gauss_rule
 
-    from symmaml.rmt.wishart import wishart_trace_moment_poly
-    from symmaml.symbols import n_t, p
-
-    P, T = FIG3["p"], FIG3["n_t"]
-    mom = [mp.mpf(1)] + [mp.mpf(int(wishart_trace_moment_poly((j,), n_t, p).as_expr().subs({n_t: T, p: P})))
-                         / min(T, P) for j in range(1, 2 * nodes + 1)]
-    with mp.workdps(80):
-        U = mp.cholesky(mp.matrix([[mom[i + j] for j in range(nodes + 1)] for i in range(nodes + 1)])).T
-        J = mp.matrix(nodes, nodes)
-        for k in range(nodes):
-            J[k, k] = U[k, k + 1] / U[k, k] - (U[k - 1, k] / U[k - 1, k - 1] if k else 0)
-            if k + 1 < nodes:
-                J[k, k + 1] = J[k + 1, k] = U[k + 1, k + 1] / U[k, k]
-        E, Q = mp.eigsy(J)
-        return (np.array([float(E[i]) for i in range(nodes)]), np.array([float(Q[0, i] ** 2) for i in range(nodes)]))
+    x, w = gauss_rule(FIG3["n_t"], FIG3["p"], nodes)
+    return np.array([float(v) for v in x]), np.array([float(v) for v in w])
 
 
 def spike_closure(alpha_t: float, steps: int, lam_w: np.ndarray, weights: np.ndarray | None = None) -> float:
