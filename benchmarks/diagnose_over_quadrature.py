@@ -100,6 +100,21 @@ def spike_integral(alpha: float, steps: int) -> float:
     return integral(logdet, lambda s: trace_b / half_derivative(s))
 
 
+def loss_with(h_value: float, alpha: float, steps: int, adaptation_steps: int) -> tuple[float, float]:
+    """The library's corrected test loss at Figure 2 (alpha_r = 0.2), and the same with its ``h = E tr H^-1``
+    replaced by ``h_value`` (the result is affine in ``h``; every other named quantity as derived)."""
+    from symmaml import symbols
+    from symmaml.maml import Model, average_test_loss
+
+    r = average_test_loss("over", "corrected", Model(steps, adaptation_steps))
+    values = {getattr(symbols, k): sp.Float(v) if isinstance(v, float) else sp.Integer(v) for k, v in FIGURE_2.items()}
+    values.update({alpha_t: sp.Float(alpha), symbols.alpha_r: sp.Float(0.2)})
+    h = next(sym for sym, _ in r.definitions if str(sym) == "h")
+    for sym, value in r.definitions:
+        values[sym] = sp.N(value.xreplace(values), 30)
+    return tuple(float(sp.N(r.expr.xreplace({**values, h: x}), 20)) for x in (values[h], sp.Float(h_value)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=40_000)
@@ -121,6 +136,12 @@ def main() -> None:
         library = integral(lambda s: (w * np.log1p(2 * s * x)).sum(), lambda s: mu[1] / (w * x / (1 + 2 * s * x)).sum())
         cells = [f"{v:.5f} ({(v / ref - 1) * 100:+.2f}%)" for v in (only_a, mean_rho, library, spike_integral(a, steps))]
         print(f"| {steps} | {a:+.1f} | {ref:.5f} ({se / ref * 100:.2f}%) | " + " | ".join(cells) + " |", flush=True)
+    print()
+    print("The test loss at k_t = 3, alpha_t = 0.5 (alpha_r = 0.2) with the prototype's h in the library's result:")
+    for kr in (1, 2):
+        library, prototype = loss_with(spike_integral(0.5, 3), 0.5, 3, kr)
+        print(f"k_r = {kr}: library {library:.5f}, with the prototype's h {prototype:.5f} "
+              "(compare with simulation: derivations/out/models_accuracy_table.csv)")
 
 
 if __name__ == "__main__":
