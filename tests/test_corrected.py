@@ -51,7 +51,7 @@ def test_spectral_moments_of_b_against_simulation():
     vals = {p: 40, m: 4, n_t: 20, n_v: 3, alpha_t: 1.0}
     exact = [float(mu.subs(vals)) for mu in spectral_moments_b()]
     rng = np.random.default_rng(5)
-    P, N, r = 40, 12, 40 - 12 + 3
+    P, r = 40, 40 - 12 + 3
     sums = np.zeros((3, 2))
     for _ in range(40):
         Xt = rng.standard_normal((1000, 20, P))

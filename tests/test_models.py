@@ -21,7 +21,7 @@ import sympy as sp
 
 from symmaml import sim
 from symmaml.maml import Model, NotDerived, PAPER, average_test_loss
-from symmaml.maml.adaptation import ERROR, ERROR_M, _a, adaptation_average, adaptation_weight
+from symmaml.maml.adaptation import ERROR, ERROR_M, adaptation_average, adaptation_weight
 from symmaml.rmt.covariance import as_function_of
 from symmaml.spectral import LAMBDA, SpectralMean, at_identity
 from symmaml.symbols import alpha_r, n_r, nu, p, sigma

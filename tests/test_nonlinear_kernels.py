@@ -67,7 +67,6 @@ def test_derivation_records_the_engine_steps():
                  "polar coordinates", "integration"):
         assert name in rules
     # the pre-activation covariance came from the Gaussian engine: q12 = 1 + x.x'/d
-    x, x2 = sp.MatrixSymbol("x", sp.Symbol("d", integer=True, positive=True), 1), None
     assert "Trace" in str(exprs["q12"]) and str(exprs["q12"]).startswith("1 +")
     # the degree-0 and degree-1 arc-cosine kernels: kappa_0(0) = 1/2, kappa_1(0) = 1/2
     k0 = (exprs["ntk"] - exprs["nngp"]) / Q12

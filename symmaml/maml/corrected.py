@@ -376,8 +376,6 @@ def _over_corrected_tail(d: Derivation, r, tau, e_trB2, e_trB_sq, mu3, e_trM, e_
     ``fast`` (several inner steps): the centred moments are divided by powers of alpha_t in polynomial
     arithmetic over the field of the sizes, and beta is a named quantity, instead of factoring whole
     rational functions (which takes minutes at k_t = 2)."""
-    c1 = alpha_t * sigma**2 / n_t
-    c2 = nu**2 / p
     define = d.define
     # E tr H^{-1}: one row at a time, the other rows by their means, the spectral measure of B
     h = sp.Symbol("h")

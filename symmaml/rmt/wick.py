@@ -220,9 +220,9 @@ class Contractor:
         if self.record:
             self._record(rule, state, children)
         combined: dict = defaultdict(lambda: self.ring.zero)
-        for factor, child in children:
+        for weight, child in children:
             for term, coeff in self.value(child).items():
-                combined[term] += factor * coeff
+                combined[term] += weight * coeff
         result = {k: v for k, v in combined.items() if v}
         self.memo[state] = result
         return result
@@ -230,8 +230,8 @@ class Contractor:
     def _record(self, rule, state, children):
         before = expect(self.to_sympy(state))
         merged: dict = defaultdict(lambda: self.ring.zero)
-        for factor, child in children:
-            merged[child] += factor
+        for weight, child in children:
+            merged[child] += weight
         after = add_terms([_coefficient(f) * self._expect(ch) for ch, f in sorted(merged.items()) if f])
         self.derivation.add(rule, before, after)
 
