@@ -80,10 +80,10 @@ def test_vectorised_in_alpha_t(steps):
 
 
 def test_outside_its_domain_raises():
-    """Three steps and a broad inner step (n_t = 2 support points, alpha_t = 0.6): the Gauss rule of the support
-    eigenvalue does not resolve (1 - alpha_t lambda/n_t)^6, and the numeric function says so, not NaN."""
+    """Three steps, few tasks (m n_v/p = 1.3, so u is large) and alpha_t = 0.6: the Gauss rule of the support
+    eigenvalue does not resolve u (1 - alpha_t lambda/n_t)^6 crossing 1, and the numeric function says so, not NaN."""
     f = average_test_loss("under", "corrected", Model(3)).numeric()
-    prm = dict(p=20, m=10, n_t=2, n_v=5, n_r=10, sigma=1.0, nu=1.0, dist0=0.0, alpha_r=0.2)
+    prm = dict(p=30, m=4, n_t=5, n_v=10, n_r=10, sigma=1.0, nu=1.0, dist0=0.0, alpha_r=0.2)
     assert np.isfinite(f(**prm, alpha_t=0.0))
     with pytest.raises(ValueError, match="Gauss rule"):
         f(**prm, alpha_t=0.6)
