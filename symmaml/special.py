@@ -99,6 +99,22 @@ def _same(a, b) -> bool:
     return False
 
 
+def evalf_with(fn, args, prec):
+    """``.evalf`` of a special function by its mpmath implementation ``fn``: None (stay unevaluated) unless every
+    argument is a real number; NaN where ``fn`` is not finite."""
+    try:
+        vals = [a._to_mpmath(prec) for a in args]
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if any(isinstance(v, mpmath.mpc) for v in vals):
+        return None
+    with mpmath.workprec(prec):
+        v = fn(*vals)
+    if not mpmath.isfinite(v):
+        return sp.S.NaN
+    return sp.Float._new(v._mpf_, prec)
+
+
 class SpectralIntegral(sp.Function):
     r"""``SpectralIntegral(x1, x2, w1, w2, k)``: the one-dimensional integral
 
@@ -136,17 +152,7 @@ class SpectralIntegral(sp.Function):
         return 1 / (x * den)
 
     def _eval_evalf(self, prec):
-        try:
-            vals = [a._to_mpmath(prec) for a in self.args]
-        except (AttributeError, TypeError, ValueError):
-            return None
-        if any(isinstance(v, mpmath.mpc) for v in vals):
-            return None
-        with mpmath.workprec(prec):
-            v = spectral_integral_mpmath(*vals)
-        if not mpmath.isfinite(v):
-            return sp.S.NaN
-        return sp.Float._new(v._mpf_, prec)
+        return evalf_with(spectral_integral_mpmath, self.args, prec)
 
     def _latex(self, printer, exp=None):
         r"""The explicit integral, e.g. ``\int_{0}^{\infty} \frac{(\ldots)^{k}}{(1 + 2 s x_1)^{w_1/2}

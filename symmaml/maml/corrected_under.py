@@ -375,15 +375,22 @@ def derive_under_corrected(model: Model = PAPER) -> tuple[sp.Expr, Derivation, t
     if model.inner_steps != 1 or model.anisotropic:
         raise ValueError("this construction is derived for one inner step and isotropic inputs "
                          "(several: symmaml.maml.corrected_under_steps)")
+    return derive_under(model, "two-node Gauss quadrature of the own task's spectrum", under_corrected_error, DOMAIN)
+
+
+def derive_under(model: Model, construction: str, error, domain: str) -> tuple[sp.Expr, Derivation, tuple, str]:
+    """The underparameterised corrected derivation around ``error(d, model) -> (noise part, definitions)``:
+    the linearised meta-training, the error decomposition, the task's noise covariance, then ``error``, then the
+    exact meta-test average.  ``construction`` names how the own task is averaged (the order's description)."""
     d = Derivation(
         title("Average test loss of one-step MAML, underparameterised regime, finite-size corrected", model),
-        order=order_text("corrected (exact leave-one-task-out identities; other tasks isotropic; two-node Gauss "
-                         r"quadrature of the own task's spectrum; anchored at the exact $\alpha_t = 0$ result)", model),
+        order=order_text(f"corrected (exact leave-one-task-out identities; other tasks isotropic; {construction}; "
+                         r"anchored at the exact $\alpha_t = 0$ result)", model),
         regime="under",
         assumptions=(r"p < m n_v - 1", SOLUTION_UNDER),
     )
     linearise(d, model)
     under_error_decomposition(d)
     record_conditional(d, lhs=sp.Symbol("C_1"), model=model)
-    error, defs = under_corrected_error(d, model)
-    return _finish(d, error, model), d, defs, DOMAIN
+    noise, defs = error(d, model)
+    return _finish(d, noise, model), d, defs, domain

@@ -43,11 +43,8 @@ from ..rmt.wishart_quadrature import WishartResolventMean, WishartResolventRoot
 from ..symbols import alpha_t, m, n_t, n_v, nu, p, sigma
 from .corrected import NOISE_COVARIANCE_STEPS, check_noise_covariance, noise_weight
 from .corrected_under import (ANCHOR_AT_EXACT, LEAVE_ONE_TASK_OUT_UNDER, OTHER_TASKS_ISOTROPIC, SELF_CONSISTENCY,
-                              closure_at_zero)
-from .leading import _finish, order_text, title, under_error_decomposition
-from .meta_training import linearise, record_conditional
+                              closure_at_zero, derive_under)
 from .model import Model
-from .rules import SOLUTION_UNDER
 
 __all__ = ["derive_under_corrected_steps", "under_steps_error", "MAX_STEPS", "DOMAIN",
            "INNER_STEP_EIGENBASIS", "SHERMAN_MORRISON", "DETERMINISTIC_EQUIVALENT", "TRACE_IDENTITY",
@@ -201,16 +198,5 @@ def derive_under_corrected_steps(model: Model) -> tuple[sp.Expr, Derivation, tup
     """Two or three inner steps, isotropic inputs; any number of adaptation steps (the exact meta-test average)."""
     if not 2 <= model.inner_steps <= MAX_STEPS or model.anisotropic:
         raise ValueError(f"this construction is derived for 2 to {MAX_STEPS} inner steps and isotropic inputs")
-    d = Derivation(
-        title("Average test loss of one-step MAML, underparameterised regime, finite-size corrected", model),
-        order=order_text("corrected (exact leave-one-task-out identities; other tasks isotropic; the inner step's "
-                         r"directions explicit, a deterministic equivalent of the rest; anchored at the exact "
-                         r"$\alpha_t = 0$ result)", model),
-        regime="under",
-        assumptions=(r"p < m n_v - 1", SOLUTION_UNDER),
-    )
-    linearise(d, model)
-    under_error_decomposition(d)
-    record_conditional(d, lhs=sp.Symbol("C_1"), model=model)
-    error, defs = under_steps_error(d, model)
-    return _finish(d, error, model), d, defs, DOMAIN
+    return derive_under(model, "the inner step's directions explicit, a deterministic equivalent of the rest",
+                        under_steps_error, DOMAIN)

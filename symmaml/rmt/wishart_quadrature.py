@@ -43,6 +43,7 @@ import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
 
 from .. import cache
+from ..special import evalf_with
 from .wishart import wishart_trace_moment_poly
 
 __all__ = ["NODES", "support_moments", "gauss_rule", "WishartResolventMean", "WishartResolventRoot",
@@ -156,7 +157,7 @@ class WishartResolventMean(sp.Function):
         return tex if exp is None else rf"\left({tex}\right)^{{{exp}}}"
 
     def _eval_evalf(self, prec):
-        return _evalf(resolvent_mean_mpmath, self.args, prec)
+        return evalf_with(resolvent_mean_mpmath, self.args, prec)
 
 
 class WishartResolventRoot(sp.Function):
@@ -182,21 +183,7 @@ class WishartResolventRoot(sp.Function):
         return tex if exp is None else rf"\left({tex}\right)^{{{exp}}}"
 
     def _eval_evalf(self, prec):
-        return _evalf(resolvent_root_mpmath, self.args, prec)
-
-
-def _evalf(fn, args, prec):
-    try:
-        vals = [a._to_mpmath(prec) for a in args]
-    except (AttributeError, TypeError, ValueError):
-        return None
-    if any(isinstance(v, mpmath.mpc) for v in vals):
-        return None
-    with mpmath.workprec(prec):
-        v = fn(*vals)
-    if not mpmath.isfinite(v):
-        return sp.S.NaN
-    return sp.Float._new(v._mpf_, prec)
+        return evalf_with(resolvent_root_mpmath, self.args, prec)
 
 
 # --------------------------------------------------------------------------------------
@@ -275,13 +262,12 @@ def _mp_checked(fn):
         if not (mpmath.isfinite(value) and mpmath.isfinite(check)) or abs(value - check) > RTOL * abs(value):
             return mpmath.nan
         return value
-    checked.__name__ = fn.__name__.lstrip("_")
-    checked.__doc__ = fn.__doc__
+    checked.__name__, checked.__doc__ = fn.__name__, fn.__doc__
     return checked
 
 
 @_mp_checked
-def _resolvent_mean_mpmath(rule, j, e, k, s, u):
+def resolvent_mean_mpmath(rule, j, e, k, s, u):
     """:class:`WishartResolventMean` in mpmath (the same Gauss rules, at the working precision)."""
     j, e, k = _integer(j), _integer(e), _integer(k)
     if None in (j, e, k) or k < 1 or u < 0:
@@ -294,7 +280,7 @@ def _resolvent_mean_mpmath(rule, j, e, k, s, u):
 
 
 @_mp_checked
-def _resolvent_root_mpmath(rule, k, s, b, c, t):
+def resolvent_root_mpmath(rule, k, s, b, c, t):
     """:class:`WishartResolventRoot` in mpmath (Newton from 0, to the working precision)."""
     k = _integer(k)
     if k is None or k < 1:
@@ -312,8 +298,6 @@ def _resolvent_root_mpmath(rule, k, s, b, c, t):
             return u
     return mpmath.nan
 
-
-resolvent_mean_mpmath, resolvent_root_mpmath = _resolvent_mean_mpmath, _resolvent_root_mpmath
 
 
 def _to_float(fn):
