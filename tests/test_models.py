@@ -177,18 +177,40 @@ def test_leading_order_against_simulation(regime, model, point, spectrum, err):
     assert _z(th, s, err), (th, s["mean"], s["stderr"])
 
 
-def test_corrected_two_inner_steps_against_simulation():
-    """Overparameterised, k_t = 2, Figure 2 sizes: corrected within 4 s.e. + 0.4% (its one-step
-    accuracy) of 8,000 runs and at least twice closer than leading, which is off by 0.5-2% here."""
-    model = Model(2)
+@pytest.mark.parametrize("steps,alpha", [(2, -0.5), (3, 0.5), (5, 0.5)])
+def test_corrected_several_inner_steps_against_simulation(steps, alpha):
+    """Overparameterised, k_t >= 2, Figure 2 sizes (corrected_over_steps): within 3 s.e. of 6,000 runs plus
+    0.25% (measured within 0.2% at the 20 Figure 2 points of the accuracy table) and at least 3x closer than
+    leading, which is off by 0.4% (k_t = 2, alpha_t = -0.5), 3.6% (k_t = 3) and 5.8% (k_t = 5) here.  The one-step
+    construction applied to k_t = 3 steps (its moments of B, the two-node quadrature, the linear projection) is
+    0.7% low at alpha_t = 0.5 and fails this test (tried once)."""
+    model = Model(steps)
     fc = average_test_loss("over", "corrected", model).numeric()
     fl = average_test_loss("over", model=model).numeric()
-    for a in (-0.5, 0.5):
-        point = dict(F2, alpha_t=a)
-        s = sim.simulate(**point, runs=8000, seed=11, inner_steps=2, meta_test="analytic")
-        c, lead = fc(**point), fl(**point)
-        assert _z(c, s, 0.004), (a, c, s["mean"])
-        assert abs(c - s["mean"]) * 2 <= abs(lead - s["mean"]), (a, c, lead, s["mean"])
+    point = dict(F2, alpha_t=alpha)
+    s = sim.simulate(**point, runs=6000, seed=11, inner_steps=steps, meta_test="analytic")
+    c, lead = fc(**point), fl(**point)
+    assert abs(c - s["mean"]) <= 3 * s["stderr"] + 0.0025 * s["mean"], (c, s["mean"], s["stderr"])
+    assert abs(c - s["mean"]) * 3 <= abs(lead - s["mean"]), (c, lead, s["mean"])
+
+
+@pytest.mark.parametrize("steps", [2, 3])
+def test_corrected_several_inner_steps_is_exact_at_alpha_t_zero(steps):
+    """At alpha_t = 0 (B a projection, F = 0) the construction reduces to the exact result, symbolically."""
+    alpha = sp.Symbol("alpha_t", real=True)
+    r = average_test_loss("over", "corrected", Model(steps))
+    expr = r.expr
+    for sym, value in reversed(r.definitions):
+        expr = expr.xreplace({sym: value})
+    assert sp.simplify(expr.subs(alpha, 0) - average_test_loss("over", "exact").expr.subs(alpha, 0)) == 0
+
+
+def test_corrected_several_inner_steps_refuses_clearly():
+    f = average_test_loss("over", "corrected", Model(2)).numeric()
+    with pytest.raises(ValueError, match="outside its domain: it needs n_v <= 2"):
+        f(**dict(F2, n_v=3, alpha_t=0.3))
+    with pytest.raises(ValueError, match="'mpmath' backend cannot evaluate DeflatedGramTrace.*use the 'numpy' backend"):
+        average_test_loss("over", "corrected", Model(2)).numeric("mpmath")
 
 
 def test_numeric_function_takes_a_spectrum():

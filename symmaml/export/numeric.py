@@ -23,9 +23,10 @@ thousands of operations per rate, thus evaluates 10^6 rates in tens of milliseco
 
 Special functions.  An expression may contain the functions of :mod:`symmaml.special` (a
 one-dimensional integral left unevaluated by a derivation) and of :mod:`symmaml.rmt.wishart_quadrature`
-(averages over a Wishart eigenvalue, and a root defined by one); each backend evaluates them with the
-implementation the module registers for it (vectorised fixed-node quadratures for NumPy and floats,
-mpmath versions for mpmath).  JAX has none, and says so.
+(averages over a Wishart eigenvalue, and a root defined by one) and :mod:`symmaml.rmt.deflated_gram` (a
+two-dimensional integral); each backend evaluates them with the implementation the module registers for it
+(vectorised fixed-node quadratures for NumPy and floats, mpmath versions for mpmath).  JAX has none, and
+says so; mpmath has none for the two-dimensional integral (float64 only), and says so.
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ import sympy as sp
 from sympy.core.sorting import default_sort_key
 
 from .. import cache, special
-from ..rmt import wishart_quadrature
+from ..rmt import deflated_gram, wishart_quadrature
 from ..derivation import Condition
 from ..symbols import LINEAR, ParameterSet, m, n_v, p
 from .rational import Rational
@@ -246,10 +247,13 @@ _MODULES = {
     "jax": lambda: "jax",
 }
 _NAMESPACES: dict = {}
-#: the special functions' implementations by backend: SpectralIntegral (symmaml.special) and the Wishart
-#: resolvent averages (symmaml.rmt.wishart_quadrature)
-_SPECIAL = {"math": {**special.MATH, **wishart_quadrature.MATH}, "numpy": {**special.NUMPY, **wishart_quadrature.NUMPY},
+#: the special functions' implementations by backend: SpectralIntegral (symmaml.special), the Wishart
+#: resolvent averages (symmaml.rmt.wishart_quadrature) and the deflated Gram traces (symmaml.rmt.deflated_gram,
+#: float64 only: the mpmath backend refuses them, _FLOAT_ONLY)
+_SPECIAL = {"math": {**special.MATH, **wishart_quadrature.MATH, **deflated_gram.MATH},
+            "numpy": {**special.NUMPY, **wishart_quadrature.NUMPY, **deflated_gram.NUMPY},
             "mpmath": {**special.MPMATH, **wishart_quadrature.MPMATH}}
+_FLOAT_ONLY = deflated_gram.FLOAT_ONLY
 
 
 def _namespace(modules: str) -> dict:
@@ -953,6 +957,11 @@ class NumericFunction:
     def _mp_fn(self, dkey: tuple = ()):
         if dkey not in self._mp:
             expr, defs, used = self._form(dkey)
+            floats = sorted({f.func.__name__ for e in (expr, *(v for _, v in defs))
+                             for f in e.atoms(sp.Function) if f.func.__name__ in _FLOAT_ONLY})
+            if floats:
+                raise ValueError(f"{self.name}: the 'mpmath' backend cannot evaluate {', '.join(floats)} "
+                                 "(a two-dimensional quadrature, evaluated in float64 only); use the 'numpy' backend")
             self._mp[dkey], = _compiled(self._key("mpmath" + (f" derived={dkey!r}" if dkey else "")),
                                         lambda: [(used, expr, "special-mpmath", self._cse_with(defs))])
         return self._mp[dkey]
