@@ -39,7 +39,8 @@ OUT = Path(__file__).resolve().parent / "out"
 #: the documents written for new models: (regime, order, model)
 DOCUMENTS = (
     ("over", "leading", Model(2)), ("under", "leading", Model(2)), ("over", "corrected", Model(2)),
-    ("over", "corrected", Model(3)), ("under", "corrected", Model(2)), ("under", "corrected", Model(3)),
+    ("over", "corrected", Model(3)), ("over", "corrected", Model(5)), ("under", "corrected", Model(2)),
+    ("under", "corrected", Model(3)),
     ("over", "leading", Model(1, 2)), ("under", "leading", Model(1, 2)),
     ("over", "leading", Model(anisotropic=True)), ("under", "leading", Model(anisotropic=True)),
     ("under", "exact", Model(anisotropic=True)),
