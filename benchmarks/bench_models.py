@@ -29,6 +29,7 @@ CASES = [  # (regime, order, k_t, k_r, anisotropic)
     ("over", "leading", 2, 1, True), ("under", "leading", 2, 1, True),
     ("under", "exact", 1, 1, True),
     ("over", "corrected", 1, 1, False), ("over", "corrected", 2, 1, False), ("over", "corrected", 3, 1, False),
+    ("over", "corrected", 5, 1, False),
     ("under", "corrected", 1, 1, False), ("under", "corrected", 2, 1, False), ("under", "corrected", 3, 1, False),
 ]
 
