@@ -21,10 +21,10 @@ Derivation (see :func:`derive_over_corrected`):
    is regular at alpha_t = 0.  What is left is a one-dimensional integral
    (:class:`symmaml.special.SpectralIntegral`, evaluated by quadrature).  A matched-Wishart
    resummation of H (the previous version of this result) was 27% off ``E tr H^{-1}`` at
-   m n_v/p = 0.3, alpha_t = 1, where B's spectrum is heavy-tailed; this is within 1%.  With several inner
-   steps the quadrature is what fails first: at Figure 2, k_t = 3, alpha_t = 0.5 it puts ``E tr H^{-1}``
-   8.2% low, where the integral with the sampled rho_B is 1.8% high
-   (``benchmarks/diagnose_over_quadrature.py``).
+   m n_v/p = 0.3, alpha_t = 1, where B's spectrum is heavy-tailed; this is within 1%.  Several inner
+   steps (``k_t >= 2``) use :mod:`.corrected_over_steps` instead: applied to them, this construction's
+   ``E tr H^{-1}`` is 8-42% low at Figure 2, k_t = 3, |alpha_t| >= 0.5 and its linear projection (step 4) 2-17%
+   high on the support-noise term (``benchmarks/diagnose_over_quadrature.py``).
 4. Approximation (linear projection): ``X_v M X_v^T = beta H + R`` with ``beta`` chosen so that the
    remainder R is uncorrelated with H at second order; R is averaged independently of H.
 5. Everything left is a moment of the inner-step matrix A (Wishart moments, exact, by the engine)
