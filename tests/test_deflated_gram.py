@@ -2,9 +2,10 @@
 
 * At s = 0 (B a projection, F = 0) the closed forms, symbolically and numerically (1e-12).
 * Against Monte Carlo of H at Figure 2 sizes (n = 30, p = 60, d = 4, q = 2), k = 3, s = 0.5/30, the point where
-  the one-step construction failed: the stated accuracy (module docstring: E tr H^-1 within 1.5%, the
-  support-noise trace within 1%; measured with 20,000 samples: -1.4% and -0.7%) plus 3 standard errors of 6,000
-  samples (0.4% and 0.3%).  The same with the projection of one task fewer (d = 2) is 5% off and fails.
+  the one-step construction failed: the stated accuracy there (module docstring: E tr H^-1 within 2%, the
+  support-noise trace within 0.6%; measured with 20,000 and 10,000 samples: -1.4% and -0.7% to -0.5%) plus 3
+  standard errors of 6,000 samples (0.4% and 0.3%).  The same with the projection of one task fewer (d = 2) is 5%
+  off and fails.
 * The domain: NaN where the Gauss rule does not resolve the average, for q not 1 or 2, p - d < q + 2, a size that
   is not a positive integer; LaTeX and evalf.
 """
@@ -51,13 +52,13 @@ def _within(value, sample, accuracy):
 
 
 def test_against_monte_carlo(sampled):
-    for j, sample, accuracy in zip((0, 1), sampled, (0.015, 0.01)):
+    for j, sample, accuracy in zip((0, 1), sampled, (0.02, 0.006)):
         assert _within(deflated_gram_numpy(j, K, S, N, P, D, Q), sample, accuracy), (j, sample.mean())
 
 
 def test_one_task_fewer_fails(sampled):
     """The check has power: the projection of one task fewer (d = 2, not 4) puts both 5% off."""
-    for j, sample, accuracy in zip((0, 1), sampled, (0.015, 0.01)):
+    for j, sample, accuracy in zip((0, 1), sampled, (0.02, 0.006)):
         assert not _within(deflated_gram_numpy(j, K, S, N, P, D - 2, Q), sample, accuracy), j
 
 

@@ -30,9 +30,10 @@ With ``g(z) = tr(R_z)/p`` (``= 1 - z tr(D R_z)/p``) the means are
 
 At ``s = 0`` (``A = I``, ``B = Q`` a projection of rank ``p - d``, ``F = 0``) the value is exact and closed:
 ``q/(p - d - q - 1)`` (the inverse-Wishart mean) for ``j = 0``, and 0 for ``j = 1``.  Measured against Monte Carlo of
-``H`` (the tests, and ``benchmarks/diagnose_over_quadrature.py``): at ``n = 30``, ``p = 60``, ``d = 4``, ``q = 2``,
-``k = 2, 3``, ``|s| <= 1/30``, ``j = 1`` within 0.7% and ``j = 0`` within 1% at ``|s| <= 1/60`` and up to 5% beyond
-(where ``E tr H^{-1}`` is small; steps 2 and 4 together, the self-averaging of the exponent being most of it).
+``H`` (the tests, and ``benchmarks/diagnose_over_quadrature.py``, 10,000 samples per point): at ``n = 30``,
+``p = 60``, ``d = 4``, ``q = 2``, ``k = 2, 3``, ``s`` in {-1, -1/2, 1/5, 1/2, 1}/30: ``j = 1`` within 0.6% at ``|s| <= 1/60``
+and 1.2% at ``|s| = 1/30``; ``j = 0`` within 2% at ``|s| <= 1/60`` and up to 6% at ``|s| = 1/30`` (where
+``E tr H^{-1}`` is small; steps 2 and 4 together, the self-averaging of the exponent being most of it).
 
 Numbers: NumPy only (float64; the two-dimensional integral by :func:`.gram_pair.pair_integral`, about 1e-13),
 with the ``NODES``- and ``CHECK_NODES``-node rules compared as in :mod:`.wishart_quadrature` (NaN where they differ
@@ -50,7 +51,7 @@ import numpy as np
 import sympy as sp
 
 from .gram_pair import STEP, pair_integral
-from .wishart_quadrature import CHECK_NODES, NODES, RTOL, _float_rule
+from .wishart_quadrature import CHECK_NODES, NODES, RTOL, float_rule
 
 __all__ = ["DeflatedGramTrace", "deflated_gram_numpy", "NUMPY", "MATH", "FLOAT_ONLY"]
 
@@ -133,7 +134,7 @@ def _deflated_fields(x, w, k: int, s: float, p: int, n1: int, d: int):
 
 @lru_cache(maxsize=4096)
 def _pair_values(nodes: int, k: int, s: float, n: int, p: int, d: int, q: int) -> tuple[float, float]:
-    x, w = _float_rule(n, p, nodes)
+    x, w = float_rule(n, p, nodes)
     fields, cross = _deflated_fields(x, w, k, s, p, min(n, p), d)
     with np.errstate(all="ignore"):
         return pair_integral(fields, cross, q, STEP)

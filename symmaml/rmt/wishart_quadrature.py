@@ -46,7 +46,7 @@ from .. import cache
 from ..special import evalf_with
 from .wishart import wishart_trace_moment_poly
 
-__all__ = ["NODES", "support_moments", "gauss_rule", "WishartResolventMean", "WishartResolventRoot",
+__all__ = ["NODES", "support_moments", "gauss_rule", "float_rule", "WishartResolventMean", "WishartResolventRoot",
            "resolvent_mean_numpy", "resolvent_root_numpy", "resolvent_mean_mpmath", "resolvent_root_mpmath",
            "NUMPY", "MATH", "MPMATH"]
 
@@ -123,7 +123,8 @@ def gauss_rule(n: int, p: int, nodes: int = NODES, dps: int = 30) -> tuple[tuple
 
 
 @lru_cache(maxsize=None)
-def _float_rule(n: int, p: int, nodes: int) -> tuple[np.ndarray, np.ndarray]:
+def float_rule(n: int, p: int, nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`gauss_rule` as float64 arrays (nodes, weights), cached."""
     x, w = _rule(n, p, nodes, 20)
     return np.array([float(v) for v in x]), np.array([float(v) for v in w])
 
@@ -205,7 +206,7 @@ def _by_sizes(fn, n, p, *arrays):
     for nn, pp in sorted({(int(a), int(b)) for a, b in zip(n[valid].ravel(), p[valid].ravel())}):
         mask = valid & (n == nn) & (p == pp)
         args = [a[mask] for a in arrays]
-        value, check = (fn(*_float_rule(nn, pp, nodes), *args) for nodes in (NODES, CHECK_NODES))
+        value, check = (fn(*float_rule(nn, pp, nodes), *args) for nodes in (NODES, CHECK_NODES))
         out[mask] = np.where(np.abs(value - check) <= RTOL * np.abs(value), value, np.nan)
     return out if out.ndim else float(out)
 
