@@ -256,6 +256,12 @@ _SPECIAL = {"math": {**special.MATH, **wishart_quadrature.MATH, **deflated_gram.
 _FLOAT_ONLY = deflated_gram.FLOAT_ONLY
 
 
+def _functions_named(names, expr, defs) -> list:
+    """The names in ``names`` of the functions that occur in ``expr`` or a definition's value, sorted."""
+    return sorted({f.func.__name__ for e in (expr, *(v for _, v in defs))
+                   for f in e.atoms(sp.Function) if f.func.__name__ in names})
+
+
 def _namespace(modules: str) -> dict:
     """The module objects and special functions a cached function made with ``modules`` reads.
 
@@ -957,8 +963,7 @@ class NumericFunction:
     def _mp_fn(self, dkey: tuple = ()):
         if dkey not in self._mp:
             expr, defs, used = self._form(dkey)
-            floats = sorted({f.func.__name__ for e in (expr, *(v for _, v in defs))
-                             for f in e.atoms(sp.Function) if f.func.__name__ in _FLOAT_ONLY})
+            floats = _functions_named(_FLOAT_ONLY, expr, defs)
             if floats:
                 raise ValueError(f"{self.name}: the 'mpmath' backend cannot evaluate {', '.join(floats)} "
                                  "(a two-dimensional quadrature, evaluated in float64 only); use the 'numpy' backend")
@@ -985,8 +990,7 @@ class NumericFunction:
     def _jax_fn(self, dkey: tuple = ()):
         if dkey not in self._jax:
             expr, defs, used = self._form(dkey)
-            quadratures = sorted({f.func.__name__ for e in (expr, *(v for _, v in defs))
-                                  for f in e.atoms(sp.Function) if f.func.__name__ in _SPECIAL["numpy"]})
+            quadratures = _functions_named(_SPECIAL["numpy"], expr, defs)
             if quadratures:
                 raise ValueError(f"{self.name}: the 'jax' backend cannot evaluate {', '.join(quadratures)} "
                                  "(a numerical quadrature); use the 'numpy' or 'mpmath' backend")

@@ -293,6 +293,15 @@ def check_noise_covariance(model: Model) -> None:
         raise AssertionError(f"C_1 is not sigma^2 I + X_v M X_v^T: remainder {diff}")
 
 
+def record_noise_weight(d: Derivation, model: Model) -> dict:
+    """``M`` of :func:`noise_weight`, checked against the engine's ``C_1`` and recorded in ``d``; returned."""
+    check_noise_covariance(model)
+    m_poly = noise_weight(model)
+    d.add(NOISE_COVARIANCE_STEPS, sp.Symbol("M"), sp.Add(*(c * sp.Symbol("A") ** j for j, c in sorted(m_poly.items()))),
+          note=rf"$k_t = {model.inner_steps}$; checked against the engine's $C_1$")
+    return m_poly
+
+
 def _moments_steps(d: Derivation, model: Model, r, a, b):
     """The moments of ``B = A^k Q A^k`` and of ``M`` for ``k_t = k`` inner steps, recorded in ``d``."""
     k = model.inner_steps
@@ -302,11 +311,7 @@ def _moments_steps(d: Derivation, model: Model, r, a, b):
                 r"$C$ is block diagonal so only the diagonal blocks of $G^{-1}$ enter"))
     d.add(HAAR_PROJECTION_MOMENTS, sp.Symbol("a"), factor(a))
     d.add(HAAR_PROJECTION_MOMENTS, sp.Symbol("b"), factor(b))
-    check_noise_covariance(model)
-    m_poly = noise_weight(model)
-    d.add(NOISE_COVARIANCE_STEPS, sp.Symbol("M"),
-          sp.Add(*(c * sp.Symbol("A") ** j for j, c in sorted(m_poly.items()))),
-          note=rf"$k_t = {k}$; checked against the engine's $C_1$")
+    m_poly = record_noise_weight(d, model)
     D = {2 * k: 1}
     moments = {
         r"\operatorname{tr}D": _a_expect(D),
@@ -450,19 +455,29 @@ DOMAIN = "its spectral integral needs p > m n_v + 1 and a positive variance v of
 
 
 def derive_over_corrected(model: Model = PAPER) -> tuple[sp.Expr, Derivation, tuple, str]:
+    """One inner step (the two-node quadrature of ``B``'s spectrum; also what non-paper models with ``k_t = 1`` use).
+    Several inner steps: :func:`~.corrected_over_steps.derive_over_corrected_steps`."""
+    return derive_over(model, "each task's Gram block averaged one query row at a time, through the mean spectrum of $B$",
+                       (SOLUTION_OVER,), over_corrected_error, DOMAIN)
+
+
+def derive_over(model: Model, construction: str, assumptions: tuple, error, domain: str
+                ) -> tuple[sp.Expr, Derivation, tuple, str]:
+    """The overparameterised corrected derivation around ``error(d, model) -> (noise part, definitions)``: the
+    linearised meta-training, the error decomposition, the task's noise covariance, then ``error``, then the exact
+    meta-test average.  ``construction`` names how the task's Gram block is averaged (the order's description)."""
     if model.anisotropic:
         raise ValueError("the corrected order is derived for isotropic inputs only")
     d = Derivation(
         title("Average test loss of one-step MAML, overparameterised regime, finite-size corrected", model),
-        order=order_text("corrected (exact leave-one-task-out reduction; each task's Gram block averaged one query row "
-                         "at a time, through the mean spectrum of $B$)", model),
+        order=order_text(f"corrected (exact leave-one-task-out reduction; {construction})", model),
         regime="over",
-        assumptions=(r"p > m n_v + 1", SOLUTION_OVER),
+        assumptions=(r"p > m n_v + 1",) + assumptions,
     )
     linearise(d, model)
     proj_mean = over_error_decomposition(d)
     record_conditional(d, lhs=sp.Symbol("C_1"), model=model)
-    noise, defs = over_corrected_error(d, model)
+    noise, defs = error(d, model)
     error_mean = proj_mean + noise
     d.add(SUBSTITUTE, sp.Symbol(r"\mathbb{E}\lVert\omega^\star - w_0\rVert^2"), error_mean)
-    return _finish(d, error_mean, model), d, defs, DOMAIN
+    return _finish(d, error_mean, model), d, defs, domain

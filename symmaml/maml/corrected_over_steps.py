@@ -37,9 +37,8 @@ from ..rmt.deflated_gram import DeflatedGramTrace
 from ..rmt.gram_pair import GRAM_PAIR
 from ..rmt.inverse import INVERSE_WISHART_MEAN, inverse_wishart_moment
 from ..symbols import alpha_t, m, n_t, n_v, nu, p, sigma
-from .corrected import LEAVE_ONE_TASK_OUT_STEPS, NOISE_COVARIANCE_STEPS, check_noise_covariance, noise_weight
-from .leading import N, _finish, order_text, over_error_decomposition, title
-from .meta_training import linearise, record_conditional
+from .corrected import LEAVE_ONE_TASK_OUT_STEPS, derive_over, record_noise_weight
+from .leading import N
 from .model import Model
 from .rules import ALGEBRA, SOLUTION_OVER, SUBSTITUTE
 
@@ -98,10 +97,7 @@ def over_steps_error(d: Derivation, model: Model) -> tuple[sp.Expr, tuple]:
           m * expect(sp.Symbol(r"\sigma^2\operatorname{tr}H^{-1} + \operatorname{tr}(H^{-1}X_vMX_v^{\top})")),
           note=(r"$H = X_vBX_v^{\top}$, " + rf"$B = A^{{{k}}}QA^{{{k}}}$; "
                 r"$C$ is block diagonal so only the diagonal blocks of $G^{-1}$ enter"))
-    check_noise_covariance(model)
-    m_poly = noise_weight(model)
-    d.add(NOISE_COVARIANCE_STEPS, sp.Symbol("M"), sp.Add(*(c * sp.Symbol("A") ** j for j, c in sorted(m_poly.items()))),
-          note=rf"$k_t = {k}$; checked against the engine's $C_1$")
+    m_poly = record_noise_weight(d, model)
     offset, support = m_poly[2 * k], {j: c for j, c in m_poly.items() if j != 2 * k}
     F = sp.Add(*(sp.cancel(c * n_t / (alpha_t * sigma**2)) * sp.Symbol("A") ** j for j, c in sorted(support.items())))
     if sp.expand(offset - nu**2 / p) != 0 or sp.expand(F - _f_of_a(k)) != 0:
@@ -149,22 +145,8 @@ def _f_of_a(k: int) -> sp.Expr:
 
 
 def derive_over_corrected_steps(model: Model) -> tuple[sp.Expr, Derivation, tuple, str]:
-    if model.anisotropic:
-        raise ValueError("the corrected order is derived for isotropic inputs only")
     if model.inner_steps < 2:
         raise ValueError("this construction is for k_t >= 2 inner steps (one step: symmaml.maml.corrected)")
-    d = Derivation(
-        title("Average test loss of one-step MAML, overparameterised regime, finite-size corrected", model),
-        order=order_text("corrected (exact leave-one-task-out reduction; the task offset exactly; the query Gram "
-                         "block averaged exactly for $n_v \\le 2$ rows, the inner step and projection through their "
-                         "means with the inner step's directions explicit)", model),
-        regime="over",
-        assumptions=(r"p > m n_v + 1", r"n_v \le 2", SOLUTION_OVER),
-    )
-    linearise(d, model)
-    proj_mean = over_error_decomposition(d)
-    record_conditional(d, lhs=sp.Symbol("C_1"), model=model)
-    noise, defs = over_steps_error(d, model)
-    error_mean = proj_mean + noise
-    d.add(SUBSTITUTE, sp.Symbol(r"\mathbb{E}\lVert\omega^\star - w_0\rVert^2"), error_mean)
-    return _finish(d, error_mean, model), d, defs, DOMAIN
+    return derive_over(model, "the task offset exactly; the query Gram block averaged exactly for $n_v \\le 2$ rows, "
+                       "the inner step and projection through their means with the inner step's directions explicit",
+                       (r"n_v \le 2", SOLUTION_OVER), over_steps_error, DOMAIN)

@@ -51,6 +51,7 @@ import numpy as np
 import sympy as sp
 
 from .gram_pair import STEP, pair_integral
+from .inverse import inverse_mean_coefficient
 from .wishart_quadrature import CHECK_NODES, NODES, RTOL, float_rule
 
 __all__ = ["DeflatedGramTrace", "deflated_gram_numpy", "NUMPY", "MATH", "FLOAT_ONLY"]
@@ -65,8 +66,11 @@ class DeflatedGramTrace(sp.Function):
     @classmethod
     def eval(cls, j, k, s, n, p, d, q):
         if s.is_zero and j.is_Integer:
-            if j == 0:
-                return q / (p - d - q - 1)
+            if j == 0:  # H = X Q X^T with Q a projection of rank p - d: tr of an inverse Wishart_q(p - d)
+                try:
+                    return q * inverse_mean_coefficient(p - d, q)
+                except ValueError:  # p - d <= q + 1: no mean
+                    return None
             if j == 1:
                 return sp.S.Zero
         return None
